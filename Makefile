@@ -1,0 +1,52 @@
+# Gradient Dynamics, Derived and Verified -- one-command build and test.
+#   make book   create .venv (once), install pinned toolchain, build the HTML book (executes notebooks)
+#   make test   unit tests + every book notebook under nbval
+#   make lab    JupyterLab on the book
+#   make sync   regenerate the output-free .ipynb of every MyST .md notebook
+#   make clean  remove build outputs (keeps .venv; `make distclean` removes it too)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# torch is pinned for local/CI installs: the CPU build of 2.13.0 is what this project tests with.
+TORCH  ?= torch==2.13.0
+NOTEBOOKS = $(shell find book -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
+
+.PHONY: book test lab sync lint clean distclean setup
+
+setup: $(STAMP)
+
+# Idempotent setup: re-runs only when the venv is missing or pyproject.toml changed.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[book,test,lab]"
+	touch $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "Book: _build/html/index.html"
+
+test: $(STAMP)
+	MPLBACKEND=agg $(BIN)/python -m pytest tests
+	MPLBACKEND=agg $(BIN)/python -m pytest --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=600 -p no:cacheprovider $(NOTEBOOKS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check lib tests conftest.py
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab book
+
+sync: $(STAMP)
+	$(BIN)/python -m gradynamics.booktools sync
+
+clean:
+	rm -rf _build .pytest_cache .hypothesis
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+	find . -name .ipynb_checkpoints -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

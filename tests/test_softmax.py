@@ -1,0 +1,69 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gradynamics as gd
+from gradynamics import softmax as sm
+
+F64 = torch.float64
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 4), st.integers(0, 10_000))
+def test_jacobian_equals_autograd_and_fisher(n, batch, seed):
+    gen = torch.Generator().manual_seed(seed)
+    z = 4 * torch.randn(batch, n, dtype=F64, generator=gen)
+    p = sm.softmax(z)
+    auto = torch.vmap(torch.func.jacrev(lambda v: torch.softmax(v, -1)))(z)
+    gd.compare(sm.softmax_jacobian(p), auto).assert_below(abs_tol=1e-13)
+    gd.compare(sm.categorical_fisher(z), auto).assert_below(abs_tol=1e-13)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 12), st.integers(0, 10_000))
+def test_cross_entropy_and_gradient(n, seed):
+    gen = torch.Generator().manual_seed(seed)
+    z = 3 * torch.randn(5, n, dtype=F64, generator=gen)
+    target = torch.randint(n, (5,), generator=gen)
+    reference = torch.nn.functional.cross_entropy(z, target, reduction="none")
+    gd.compare(sm.cross_entropy(z, target), reference).assert_below(abs_tol=1e-13)
+    z_req = z.clone().requires_grad_(True)
+    sm.cross_entropy(z_req, target).sum().backward()
+    gd.compare(sm.cross_entropy_logit_gradient(z, target), z_req.grad).assert_below(abs_tol=1e-14)
+
+
+def test_softmax_is_stable_for_large_logits():
+    p = sm.softmax(torch.tensor([1000.0, 999.0], dtype=F64))
+    assert torch.isfinite(p).all() and abs(float(p.sum()) - 1) < 1e-15
+
+
+def test_monte_carlo_fisher_is_unbiased_ish():
+    gen = gd.seed_everything(1)
+    z = torch.tensor([0.3, -1.0, 2.0], dtype=F64)
+    estimates = sm.monte_carlo_fisher(z, 20_000, repeats=4, generator=gen)
+    assert estimates.shape == (4, 3, 3)
+    gd.compare(estimates.mean(0), sm.categorical_fisher(z)).assert_below(abs_tol=5e-3)
+
+
+def test_float32_probabilities_accepted():
+    z = 3 * torch.randn(10)
+    assert sm.softmax_jacobian(sm.softmax(z)).dtype == torch.float32
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: sm.softmax(torch.tensor([1.0, float("nan")])), "z"),
+    (lambda: sm.softmax(torch.tensor(1.0)), "z"),
+    (lambda: sm.softmax(torch.tensor([1, 2])), "z"),
+    (lambda: sm.softmax_jacobian(torch.tensor([0.5, 0.6])), "p"),
+    (lambda: sm.softmax_jacobian(torch.tensor([1.5, -0.5])), "p"),
+    (lambda: sm.cross_entropy(torch.zeros(2, 3), torch.tensor([0, 3])), "target"),
+    (lambda: sm.cross_entropy(torch.zeros(2, 3), torch.tensor([0])), "target"),
+    (lambda: sm.cross_entropy_logit_gradient(torch.zeros(3), torch.tensor(0.5)), "target"),
+    (lambda: sm.monte_carlo_fisher(torch.zeros(2, 3), 10), "z"),
+    (lambda: sm.monte_carlo_fisher(torch.zeros(3), 0), "num_samples"),
+    (lambda: sm.monte_carlo_fisher(torch.zeros(3), 10, repeats=-1), "repeats"),
+])
+def test_bad_input_raises_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
