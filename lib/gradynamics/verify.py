@@ -108,34 +108,9 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, floor: float = 1e-300)
     return ErrorReport(max_abs=max_abs, max_rel=max_abs / scale, size=a.numel())
 
 
-def finite_difference_gradient(func: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                               eps: float = 1e-6) -> torch.Tensor:
-    """Central-difference gradient of a scalar function ``func`` at ``x`` (same shape as ``x``)."""
-    if not callable(func):
-        raise ValueError("func: expected a callable returning a scalar tensor")
-    x = as_tensor("x", x)
-    if not x.is_floating_point():
-        raise ValueError(f"x: expected a floating-point tensor, got {x.dtype}")
-    check_finite("x", x)
-    check_positive("eps", eps)
-    x = x.detach()
-    flat = x.reshape(-1)
-    grad = torch.empty_like(flat)
-    with torch.no_grad():
-        for k in range(flat.numel()):
-            step = torch.zeros_like(flat)
-            step[k] = eps
-            up = func((flat + step).reshape(x.shape))
-            down = func((flat - step).reshape(x.shape))
-            if up.numel() != 1:
-                raise ValueError(f"func: expected a scalar output, got shape {tuple(up.shape)}")
-            grad[k] = (up.reshape(()) - down.reshape(())) / (2 * eps)
-    return grad.reshape(x.shape)
-
-
-def finite_difference_jacobian(func: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                               eps: float = 1e-6) -> torch.Tensor:
-    """Central-difference Jacobian, shape ``func(x).shape + x.shape``."""
+def _central_differences(func: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                         eps: float) -> tuple[torch.Size, list[torch.Tensor]]:
+    """Validate the arguments; return ``x.shape`` and one central difference per entry of x."""
     if not callable(func):
         raise ValueError("func: expected a callable returning a tensor")
     x = as_tensor("x", x)
@@ -143,20 +118,34 @@ def finite_difference_jacobian(func: Callable[[torch.Tensor], torch.Tensor], x: 
         raise ValueError(f"x: expected a floating-point tensor, got {x.dtype}")
     check_finite("x", x)
     check_positive("eps", eps)
-    x = x.detach()
-    flat = x.reshape(-1)
+    flat = x.detach().reshape(-1)
     columns = []
     with torch.no_grad():
-        out_shape = func(x).shape
         for k in range(flat.numel()):
             step = torch.zeros_like(flat)
             step[k] = eps
             up = func((flat + step).reshape(x.shape))
             down = func((flat - step).reshape(x.shape))
-            columns.append(((up - down) / (2 * eps)).reshape(-1))
-    jac = torch.stack(columns, dim=-1)
-    return jac.reshape(tuple(out_shape) + tuple(x.shape))
+            columns.append((up - down) / (2 * eps))
+    return x.shape, columns
 
+
+def finite_difference_gradient(func: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                               eps: float = 1e-6) -> torch.Tensor:
+    """Central-difference gradient of a scalar function ``func`` at ``x`` (same shape as ``x``)."""
+    shape, columns = _central_differences(func, x, eps)
+    if columns and columns[0].numel() != 1:
+        raise ValueError(f"func: expected a scalar output, got shape {tuple(columns[0].shape)}")
+    return torch.stack([c.reshape(()) for c in columns]).reshape(shape)
+
+
+def finite_difference_jacobian(func: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                               eps: float = 1e-6) -> torch.Tensor:
+    """Central-difference Jacobian, shape ``func(x).shape + x.shape``."""
+    shape, columns = _central_differences(func, x, eps)
+    out_shape = columns[0].shape if columns else torch.Size()
+    jac = torch.stack([c.reshape(-1) for c in columns], dim=-1)
+    return jac.reshape(tuple(out_shape) + tuple(shape))
 
 def cancel_exponentials(expr: sp.Basic) -> sp.Basic:
     """Simplifier for expressions rational in exponentials ``exp(z_k)`` of real symbols.
