@@ -67,3 +67,18 @@ def test_float32_probabilities_accepted():
 def test_bad_input_raises_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_symbolic_softmax_matches_numeric_and_rejects_bad_input():
+    import sympy as sp
+
+    z = sp.symbols("z1:4", real=True)
+    p = sm.symbolic_softmax(z)
+    values = {z[0]: 0.5, z[1]: -1.0, z[2]: 2.0}
+    numeric = torch.tensor([float(pi.subs(values)) for pi in p], dtype=F64)
+    expected = sm.softmax(torch.tensor([0.5, -1.0, 2.0], dtype=F64))
+    gd.compare(numeric, expected).assert_below(abs_tol=1e-15)
+    gd.assert_sympy_zero(sum(p) - 1, simplifier=gd.cancel_exponentials)
+    for bad in ([], "z", None, [object()]):
+        with pytest.raises(ValueError, match="logits"):
+            sm.symbolic_softmax(bad)

@@ -13,12 +13,16 @@ The attention, natural-gradient and DEQ chapters rely on these identities.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import sympy as sp
 import torch
 
 from gradynamics.validation import as_tensor, check_finite, check_probability_vector
 
 __all__ = [
     "categorical_fisher",
+    "symbolic_softmax",
     "cross_entropy",
     "cross_entropy_logit_gradient",
     "softmax",
@@ -113,3 +117,17 @@ def monte_carlo_fisher(z: torch.Tensor, num_samples: int, repeats: int = 1,
     eye = torch.eye(p.shape[0], dtype=p.dtype, device=z.device)
     scores = eye - p.unsqueeze(0)
     return torch.einsum("ry,yi,yj->rij", weights, scores, scores)
+
+
+def symbolic_softmax(logits: Sequence[sp.Expr] | sp.MatrixBase) -> sp.Matrix:
+    """Softmax of sympy expressions as a column ``Matrix``: ``exp(z_i) / sum_k exp(z_k)``."""
+    if isinstance(logits, sp.MatrixBase):
+        logits = list(logits)
+    if isinstance(logits, (str, bytes)) or not isinstance(logits, Sequence) or not logits:
+        raise ValueError("logits: expected a non-empty sequence of sympy expressions")
+    try:
+        terms = [sp.exp(sp.sympify(z, strict=True)) for z in logits]
+    except (sp.SympifyError, TypeError) as err:
+        raise ValueError("logits: expected sympy expressions") from err
+    total = sum(terms)
+    return sp.Matrix([t / total for t in terms])
