@@ -5,8 +5,8 @@ import gradynamics as gd
 
 def test_check_records_and_passes():
     ledger = gd.ClaimsLedger("demo")
-    row = ledger.check("error small", "autograd", 1e-14, 1e-12)
-    assert row.passed and ledger.all_passed
+    assert ledger.check("error small", "autograd", 1e-14, 1e-12) is None
+    assert ledger.rows[-1].passed and ledger.all_passed
     ledger.check("speed-up large", "timing", 2.3, 1.5, relation=">=")
     ledger.assert_all()
     text = ledger.to_markdown()

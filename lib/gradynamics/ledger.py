@@ -54,8 +54,12 @@ class ClaimsLedger:
         self.rows: list[Claim] = []
 
     def check(self, claim: str, method: str, measured: float, threshold: float,
-              relation: str = "<") -> Claim:
-        """Record a claim ``measured <relation> threshold`` and assert that it holds."""
+              relation: str = "<") -> None:
+        """Record a claim ``measured <relation> threshold`` and assert that it holds.
+
+        Returns nothing, so a ``check`` as the last line of a cell prints nothing; the recorded
+        row is ``ledger.rows[-1]``.
+        """
         for name, text in (("claim", claim), ("method", method)):
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"{name}: expected a non-empty description string")
@@ -76,7 +80,6 @@ class ClaimsLedger:
         if not passed:
             raise AssertionError(f"claim failed: {claim} -- measured {_fmt(measured_f)}, "
                                  f"required {relation} {_fmt(threshold_f)} ({method})")
-        return row
 
     @property
     def all_passed(self) -> bool:
