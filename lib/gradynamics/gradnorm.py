@@ -588,7 +588,8 @@ def train_single(model: nn.Module, spec: TransformSpec, data: ImageData, epochs:
                  ) -> tuple[float, TransformedOptimizer]:
     """Train one ``nn.Module`` with ``torch.optim.SGD`` wrapped by :class:`TransformedOptimizer`.
 
-    Same recipe as :func:`train_ensemble` (same batches for the same ``seed``). ``augment(x,
+    Same recipe as :func:`train_ensemble` (same batches for the same ``seed``); the model is
+    moved to the data's device and dtype. ``augment(x,
     generator)`` transforms each training batch; ``on_epoch(epoch, train_loss, lr)`` is called
     after each epoch. Returns the final test accuracy and the wrapped optimizer (its
     ``recorder`` holds the statistics).
@@ -597,6 +598,7 @@ def train_single(model: nn.Module, spec: TransformSpec, data: ImageData, epochs:
         raise ValueError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     _check_training(data, epochs, batch_size, lr, momentum, weight_decay)
     check_positive_int("seed", seed, minimum=0)
+    model.to(device=data.x_train.device, dtype=data.x_train.dtype)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                                 weight_decay=weight_decay)
     wrapped = TransformedOptimizer(optimizer, model, spec, eligible)
