@@ -1,9 +1,11 @@
-"""Unit tests of gradynamics.attention: closed forms vs autograd, the task, the batched trainer."""
+"""Unit tests of gradynamics.attention: closed forms vs autograd and peers, the task, trainers."""
 
 from __future__ import annotations
 
+import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -15,24 +17,21 @@ F64 = torch.float64
 
 
 def random_head(seed: int, runs: int = 2, n: int = 6, d_x: int = 5, d_k: int = 3, d_v: int = 4,
-                n_classes: int = 3, scale: float = 0.7):
+                n_classes: int = 3, scale: float = 0.7, dtype: torch.dtype = F64):
     gen = torch.Generator().manual_seed(seed)
 
     def rnd(*shape):
-        return torch.randn(*shape, generator=gen, dtype=F64) * scale
+        return (torch.randn(*shape, generator=gen, dtype=F64) * scale).to(dtype)
 
     weights = at.HeadWeights(rnd(runs, d_x, d_k), rnd(runs, d_x, d_k), rnd(runs, d_x, d_v),
                              rnd(runs, d_v, n_classes))
-    x = torch.randn(runs, n, d_x, generator=gen, dtype=F64)
+    x = torch.randn(runs, n, d_x, generator=gen, dtype=F64).to(dtype)
     y = torch.randint(n_classes, (runs, n), generator=gen)
     return x, y, weights
 
 
-def autograd_loss(x, y, weights):
-    fwd = at.head_forward(x, weights)
-    ce = torch.nn.functional.cross_entropy(fwd.z.reshape(-1, fwd.z.shape[-1]), y.reshape(-1),
-                                           reduction="none")
-    return ce.view(y.shape).mean(-1), fwd
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
 
 
 @settings(max_examples=15, deadline=None)
@@ -52,26 +51,51 @@ def test_routing_and_value_laws_match_autograd(seed, n, d_v):
     assert float(routed.sum(-1).abs().max()) < 1e-12  # zero row sums
 
 
-def test_parameter_gradients_match_autograd_batched():
+def test_reference_gradients_match_autograd_batched():
     x, y, weights = random_head(3, runs=3, n=7)
-    leaves = at.HeadWeights(*(w.clone().requires_grad_() for w in weights.as_tuple()))
-    loss, fwd = autograd_loss(x, y, leaves)
-    auto = torch.autograd.grad(loss.sum(), leaves.as_tuple())
     closed = at.head_gradients(x, y, weights)
-    torch.testing.assert_close(closed.loss, loss.detach(), atol=1e-13, rtol=0)
-    for a, c in zip(auto, closed.weights.as_tuple(), strict=True):
-        assert float((a - c).abs().max() / a.abs().max()) < 1e-10
-    # b is dL/dalpha and the routing law reproduces the score gradient on the masked head
-    torch.testing.assert_close(closed.score_grad,
-                               at.routing_gradient(closed.forward.alpha, closed.b),
-                               atol=1e-14, rtol=0)
+    auto = at.autograd_gradients(x, y, weights)
+    torch.testing.assert_close(closed.score_grad, auto["scores"], atol=1e-13, rtol=0)
+    torch.testing.assert_close(closed.value_grad, auto["values"], atol=1e-13, rtol=0)
+    for name, c in zip(("W_Q", "W_K", "W_V", "W_O"), closed.weights.as_tuple(), strict=True):
+        assert rel_err(c, auto[name]) < 1e-10, name
+    ce = torch.nn.functional.cross_entropy(closed.forward.z.reshape(-1, 3), y.reshape(-1),
+                                           reduction="none").view(3, 7).mean(-1)
+    torch.testing.assert_close(closed.loss, ce, atol=1e-13, rtol=0)
 
 
-def test_query_key_gradients_match_autograd():
+@pytest.mark.parametrize("block_size", [1, 3, 7, 64])
+def test_blocked_step_matches_autograd_and_reference(block_size):
+    x, y, weights = random_head(4, runs=3, n=17)
+    blocked = at.blocked_head_gradients(x, y, weights, block_size=block_size)
+    auto = at.autograd_gradients(x, y, weights)
+    for name, c in zip(("W_Q", "W_K", "W_V", "W_O"), blocked.weights.as_tuple(), strict=True):
+        assert rel_err(c, auto[name]) < 1e-12, name
+    ref = at.head_gradients(x, y, weights)
+    torch.testing.assert_close(blocked.loss, ref.loss, atol=1e-14, rtol=0)
+    p = torch.softmax(ref.forward.z, -1)
+    entropy = -(p * p.log()).sum(-1).mean(-1)
+    torch.testing.assert_close(blocked.entropy, entropy, atol=1e-14, rtol=0)
+    accuracy = (ref.forward.z.argmax(-1) == y).to(F64).mean(-1)
+    torch.testing.assert_close(blocked.accuracy, accuracy, atol=0, rtol=0)
+
+
+def test_blocked_step_float32_agrees_with_float64_reference():
+    x, y, weights = random_head(9, runs=2, n=300, d_x=20, d_k=10, d_v=15, n_classes=8,
+                                scale=0.3)
+    ref = at.head_gradients(x, y, weights)
+    w32 = at.HeadWeights(*(w.float() for w in weights.as_tuple()))
+    blocked = at.blocked_head_gradients(x.float(), y, w32, block_size=64)
+    assert float((blocked.loss.double() - ref.loss).abs().max()) < 1e-6
+    for c, r in zip(blocked.weights.as_tuple(), ref.weights.as_tuple(), strict=True):
+        assert rel_err(c.double(), r) < 1e-5  # float32 rounding over 300 positions
+
+
+def test_query_key_gradients_match_autograd_including_a_rectangular_block():
     gen = torch.Generator().manual_seed(5)
-    q = torch.randn(5, 3, generator=gen, dtype=F64, requires_grad=True)
-    k = torch.randn(5, 3, generator=gen, dtype=F64, requires_grad=True)
-    upstream = torch.randn(5, 5, generator=gen, dtype=F64)
+    q = torch.randn(4, 3, generator=gen, dtype=F64, requires_grad=True)
+    k = torch.randn(6, 3, generator=gen, dtype=F64, requires_grad=True)
+    upstream = torch.randn(4, 6, generator=gen, dtype=F64)
     loss = ((q @ k.T / math.sqrt(3)) * upstream).sum()
     gq, gk = torch.autograd.grad(loss, (q, k))
     cq, ck = at.query_key_gradients(upstream, q.detach(), k.detach())
@@ -104,9 +128,84 @@ def test_m_step_hard_routing_lands_on_weighted_mean():
     means = at.mixture_m_step(alpha, targets)
     torch.testing.assert_close(means, torch.tensor([[3.0, 4], [3, 4], [7, 8]], dtype=F64))
     # the tied version with one-hot inputs (W_V = V) gives the same means
-    x = torch.eye(3, dtype=F64)
-    w = at.value_weights_m_step(x, alpha.T.contiguous()[:3].T.contiguous(), targets)
+    w = at.value_weights_m_step(torch.eye(3, dtype=F64), alpha, targets)
     torch.testing.assert_close(w, means, atol=1e-12, rtol=0)
+
+
+def test_tied_m_step_and_least_squares_match_numpy_lstsq():
+    gen = torch.Generator().manual_seed(21)
+    n, d_x, d_v = 9, 4, 3
+    alpha = torch.softmax(torch.randn(n, n, generator=gen, dtype=F64), -1)
+    x = torch.randn(n, d_x, generator=gen, dtype=F64)
+    targets = torch.randn(n, d_v, generator=gen, dtype=F64)
+    # weighted least squares: rows sqrt(alpha_ij) x_j^T W ~ sqrt(alpha_ij) t_i^T
+    a, xs, ts = alpha.numpy(), x.numpy(), targets.numpy()
+    rows = np.concatenate([np.sqrt(a[i, j]) * xs[j][None] for i in range(n) for j in range(n)])
+    rhs = np.concatenate([np.sqrt(a[i, j]) * ts[i][None] for i in range(n) for j in range(n)])
+    expected = np.linalg.lstsq(rows, rhs, rcond=None)[0]
+    got = at.value_weights_m_step(x, alpha, targets)
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-10, rtol=0)
+    expected_ls = np.linalg.lstsq(a @ xs, ts, rcond=None)[0]
+    got_ls = at.least_squares_value_weights(x, alpha, targets)
+    np.testing.assert_allclose(got_ls.numpy(), expected_ls, atol=1e-10, rtol=0)
+
+
+def test_one_trainer_step_equals_a_step_of_the_public_functions():
+    chain = at.sticky_chain(42, T=30)
+    names = ("sgd", "em_like", "m_step", "ls_step")
+    arms = [at.ARMS[a] for a in names]
+    x = chain.inputs.to(F64).expand(len(arms), -1, -1).contiguous()
+    y = chain.targets.expand(len(arms), -1).contiguous()
+    init = at.init_weights([42] * len(arms))
+    after = at.train_runs(x, y, init, arms, n_steps=1, record_steps=(1,)).history[1]
+    ref = at.head_gradients(x, y, init)
+    n = x.shape[-2]
+    targets = ref.forward.o - n * ref.u  # t_i = o_i - dl_i/do_i (target_step 1)
+    for r, arm in enumerate(arms):
+        lrs = (arm.lr_q, arm.lr_k, arm.lr_v, arm.lr_o)
+        for name, w0, g, lr, w1 in zip(("W_Q", "W_K", "W_V", "W_O"), init.as_tuple(),
+                                       ref.weights.as_tuple(), lrs, after.as_tuple(),
+                                       strict=True):
+            if name == "W_V" and arm.m_step == "mixture":
+                expected = at.value_weights_m_step(x[r], ref.forward.alpha[r], targets[r])
+            elif name == "W_V" and arm.m_step == "least_squares":
+                expected = at.least_squares_value_weights(x[r], ref.forward.alpha[r], targets[r])
+            else:
+                expected = w0[r] - lr * g[r]
+            torch.testing.assert_close(w1[r], expected, atol=1e-10, rtol=1e-10,
+                                       msg=f"{arm.name} {name}")
+
+
+def test_trainer_agrees_with_the_conventional_nn_module_and_sgd():
+    chain = at.sticky_chain(2024, T=40)
+    x, y = chain.inputs.to(F64), chain.targets
+    init = at.init_weights([2024, 2024])
+    arms = [at.ARMS["sgd"], at.ARMS["em_like"]]
+    fast = at.train_runs(x.expand(2, -1, -1).contiguous(), y.expand(2, -1).contiguous(), init,
+                         arms, n_steps=8)
+    for r, arm in enumerate(arms):
+        one = at.HeadWeights(*(w[r] for w in init.as_tuple()))
+        conventional = at.conventional_train(x, y, one, arm, n_steps=8)
+        torch.testing.assert_close(fast.loss[r], conventional, atol=1e-12, rtol=0)
+    assert float(fast.loss[1, -1]) < float(fast.loss[0, -1]) < float(fast.loss[0, 0])
+
+
+def test_worker_threads_and_blocks_do_not_change_the_numbers():
+    chain = at.sticky_chain(1337, T=50)
+    names = ("sgd", "em_like", "m_step", "frozen_routing", "readout_only")
+    arms = [at.ARMS[a] for a in names]
+    x = chain.inputs.expand(len(arms), -1, -1).contiguous()  # float32, as in the chapter
+    y = chain.targets.expand(len(arms), -1).contiguous()
+    init = at.init_weights([1337] * len(arms), dtype=torch.float32)
+    one = at.train_runs(x, y, init, arms, n_steps=4, workers=1, block_size=16)
+    two = at.train_runs(x, y, init, arms, n_steps=4, workers=2, block_size=16)
+    assert torch.equal(one.loss, two.loss) and torch.equal(one.final.W_V, two.final.W_V)
+    other_blocks = at.train_runs(x, y, init, arms, n_steps=4, workers=1, block_size=7)
+    torch.testing.assert_close(other_blocks.loss, one.loss, atol=1e-5, rtol=0)
+    frozen = one.final
+    torch.testing.assert_close(frozen.W_Q[3], init.W_Q[3])  # frozen routing stays put
+    torch.testing.assert_close(frozen.W_V[4], init.W_V[4])  # readout_only: values stay put
+    assert not torch.equal(frozen.W_O[4], init.W_O[4])
 
 
 def test_transition_matrix_quirk_and_entropy():
@@ -118,20 +217,29 @@ def test_transition_matrix_quirk_and_entropy():
     torch.testing.assert_close(p.sum(1), torch.ones(8, dtype=F64))
     torch.testing.assert_close(torch.full((8,), 0.125, dtype=F64) @ p,
                                torch.full((8,), 0.125, dtype=F64))  # uniform is stationary
-    assert abs(at.minimum_entropy(p) - 1.8292) < 1e-4
+    entropy = float(-(p * p.log()).sum(1).mean())
+    assert abs(at.minimum_entropy(p) - entropy) < 1e-12 and abs(entropy - 1.8292) < 1e-4
 
 
-def test_sticky_chain_is_deterministic_and_follows_the_script():
-    a, b = at.sticky_chain(42, T=60), at.sticky_chain(42, T=60)
-    torch.testing.assert_close(a.inputs, b.inputs)
-    assert torch.equal(a.symbols, b.symbols)
-    assert a.inputs.shape == (59, 20) and a.targets.shape == (59,)
-    assert torch.equal(a.targets, a.symbols[1:])
-    noise = a.inputs - a.embeddings[a.symbols[:-1]]
-    assert abs(float(noise.std()) - 1.0) < 0.15
-    torch.testing.assert_close(a.embeddings,
+def test_sticky_chain_statistics_match_the_scripts_recipe():
+    chain = at.sticky_chain(42, T=20_000)
+    p = chain.transition
+    # empirical transition frequencies of the chain against its transition matrix
+    pairs = chain.symbols[:-1] * 8 + chain.symbols[1:]
+    counts = torch.bincount(pairs, minlength=64).view(8, 8).to(F64)
+    freq = counts / counts.sum(1, keepdim=True)
+    se = (p * (1 - p) / counts.sum(1, keepdim=True)).sqrt()
+    assert float(((freq - p).abs() / se).max()) < 4.5  # 64 cells, no cell beyond 4.5 sigma
+    # inputs are mu_{y_{t-1}} + N(0, I): mean 0 and variance 1 per coordinate
+    noise = (chain.inputs - chain.embeddings[chain.symbols[:-1]]).to(F64)
+    assert float(noise.mean(0).abs().max()) < 5 / math.sqrt(noise.shape[0])
+    assert float((noise.var(0) - 1).abs().max()) < 0.06
+    torch.testing.assert_close(chain.embeddings,
                                torch.randn(8, 20, generator=torch.Generator().manual_seed(0)))
-    assert not torch.equal(at.sticky_chain(43, T=60).symbols, a.symbols)
+    assert torch.equal(chain.targets, chain.symbols[1:])
+    again = at.sticky_chain(42, T=60)
+    assert torch.equal(again.symbols, chain.symbols[:60])  # same seed, same draws
+    assert not torch.equal(at.sticky_chain(43, T=60).symbols, again.symbols)
 
 
 def test_bayes_filter_limits():
@@ -150,23 +258,6 @@ def test_bayes_filter_limits():
     assert 1.7 < ce < math.log(8)  # informative but noisy: between the two limits
 
 
-def test_batched_training_equals_one_run_at_a_time():
-    chain = at.sticky_chain(42, T=40)
-    arms = [at.ARMS[a] for a in ("sgd", "em_like", "ls_step", "frozen_routing")]
-    x = chain.inputs.to(F64).expand(len(arms), -1, -1).contiguous()
-    y = chain.targets.expand(len(arms), -1).contiguous()
-    init = at.init_weights([42] * len(arms))
-    batched = at.train_runs(x, y, init, arms, n_steps=5)
-    for r, arm in enumerate(arms):
-        one = at.HeadWeights(*(w[r:r + 1] for w in init.as_tuple()))
-        single = at.train_runs(x[r:r + 1], y[r:r + 1], one, [arm], n_steps=5)
-        torch.testing.assert_close(single.loss[0], batched.loss[r], atol=1e-12, rtol=0)
-    assert float(batched.loss[0, -1]) < float(batched.loss[0, 0])  # SGD decreases the loss
-    frozen = batched.final
-    torch.testing.assert_close(frozen.W_Q[3], init.W_Q[3])  # frozen routing stays put
-    assert not torch.equal(frozen.W_V[3], init.W_V[3])
-
-
 def test_init_matches_the_scripts_reseeded_draws():
     gen = torch.Generator().manual_seed(2024)
     first = torch.randn(20, 10, generator=gen) * 0.1
@@ -180,52 +271,142 @@ def test_steps_to_threshold():
     assert at.steps_to_threshold(losses, torch.tensor([2.5, 3.5])).tolist() == [1, 0]
 
 
-def test_bad_inputs_raise_value_errors_naming_the_argument():
-    x, y, weights = random_head(0)
-    with pytest.raises(ValueError, match="alpha"):
-        at.routing_gradient(torch.ones(3, 3), torch.zeros(3, 3))
-    with pytest.raises(ValueError, match="b"):
-        at.routing_gradient(torch.full((3, 3), 1 / 3), torch.zeros(3, 2))
-    bad = x.clone()
-    bad[0, 0, 0] = float("nan")
-    with pytest.raises(ValueError, match="x"):
-        at.head_forward(bad, weights)
-    with pytest.raises(ValueError, match="y"):
-        at.head_gradients(x, y + 10, weights)
-    with pytest.raises(ValueError, match="W_O"):
-        at.head_forward(x, at.HeadWeights(weights.W_Q, weights.W_K, weights.W_V,
-                                          weights.W_O[:, :2]))
-    with pytest.raises(ValueError, match="self_prob"):
-        at.make_transition_matrix(self_prob=1.5)
-    with pytest.raises(ValueError, match="T"):
-        at.sticky_chain(0, T=1)
-    with pytest.raises(ValueError, match="lr_v"):
-        at.train_runs(x, y, weights, [at.Arm("bad", 0.1, 0.1, -0.1, 0.1)] * 2, 1)
-    with pytest.raises(ValueError, match="arms"):
-        at.train_runs(x, y, weights, [at.ARMS["sgd"]], 1)
-    with pytest.raises(ValueError, match="arms"):
-        at.sticky_experiment(seeds=[1], arms=("nope",), T=10, n_steps=1)
-    with pytest.raises(ValueError, match="transition"):
-        at.minimum_entropy(torch.full((3, 3), 0.5))
-    with pytest.raises(ValueError, match="alpha"):
-        at.mixture_m_step(torch.zeros(2, 2), torch.ones(2, 1))
-    with pytest.raises(ValueError, match="noise_std"):
-        chain = at.sticky_chain(0, T=10)
-        at.bayes_cross_entropy(chain.inputs, chain.targets, chain.transition, chain.embeddings,
-                               noise_std=0.0)
+def test_participation_ratio_exact_cases():
+    gen = torch.Generator().manual_seed(3)
+    # rows on a line: one direction of variance
+    direction = torch.tensor([[1.0, 2.0, -1.0]], dtype=F64)
+    line = torch.randn(50, 1, generator=gen, dtype=F64) * direction
+    assert abs(float(at.participation_ratio(line)) - 1) < 1e-12
+    # +-e_k in d dims: covariance proportional to the identity, PR = d exactly
+    d = 5
+    cube = torch.cat([torch.eye(d, dtype=F64), -torch.eye(d, dtype=F64)])
+    assert abs(float(at.participation_ratio(cube)) - d) < 1e-12
+    # spectrum (4, 1): PR = 25 / 17
+    two = torch.cat([cube[:, :2] * torch.tensor([2.0, 1.0], dtype=F64)])[[0, 1, 5, 6]]
+    assert abs(float(at.participation_ratio(two)) - 25 / 17) < 1e-12
 
 
-def test_chunked_training_equals_one_program():
-    chain = at.sticky_chain(1337, T=30)
-    arms = [at.ARMS[a] for a in ("sgd", "em_like", "m_step")]
-    x = chain.inputs.to(F64).expand(3, -1, -1).contiguous()
-    y = chain.targets.expand(3, -1).contiguous()
-    init = at.init_weights([1337] * 3)
-    whole = at.train_runs(x, y, init, arms, n_steps=4, snapshot_steps=(0, 4), chunk_elements=0)
-    parts = at.train_runs(x, y, init, arms, n_steps=4, snapshot_steps=(0, 4),
-                          chunk_elements=2 * 29**2)  # two runs, then one
-    torch.testing.assert_close(parts.loss, whole.loss, atol=1e-12, rtol=0)
-    torch.testing.assert_close(parts.snapshots[4], whole.snapshots[4], atol=1e-12, rtol=0)
-    torch.testing.assert_close(parts.final.W_V, whole.final.W_V, atol=1e-12, rtol=0)
-    with pytest.raises(ValueError, match="chunk_elements"):
-        at.train_runs(x, y, init, arms, n_steps=1, chunk_elements=-1)
+def test_training_geometry_paths_run_from_zero_to_one():
+    chain = at.sticky_chain(42, T=40)
+    arms = [at.ARMS["em_like"]]
+    x, y = chain.inputs.to(F64)[None], chain.targets[None]
+    res = at.train_runs(x, y, at.init_weights([42]), arms, n_steps=20, record_steps=(0, 10, 20))
+    geo = at.training_geometry(x, res.history)
+    for path in (geo.routing_change, geo.value_change):
+        assert float(path[0, 0]) == 0 and abs(float(path[0, -1]) - 1) < 1e-12
+    v0, v1 = x @ res.history[0].W_V, x @ res.history[10].W_V
+    expected = float((v1 - v0).norm() / v0.norm())
+    assert abs(float(geo.value_step[0, 0]) - expected) < 1e-12
+    assert geo.output_pr.shape == (1, 3) and float(geo.half_time("value")[0]) in (10.0, 20.0)
+
+
+def test_full_size_summary_round_trip(tmp_path):
+    exp = at.sticky_experiment(seeds=(42, 2024), arms=("sgd", "em_like"), T=30, n_steps=5)
+    summary = at.full_size_summary(exp)
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(summary))
+    loaded = at.load_full_size_summary(path)
+    assert loaded["arms"]["em_like"]["loss"] == [round(float(v), 6)
+                                                 for v in exp.final("loss", "em_like")]
+    assert loaded["steps_to_beat_sgd"] == exp.steps_to_beat().tolist()
+    del summary["arms"]["sgd"]["heldout"]
+    path.write_text(json.dumps(summary))
+    with pytest.raises(ValueError, match=r"^path: arm 'sgd' needs 2 values of 'heldout'"):
+        at.load_full_size_summary(path)
+    with pytest.raises(ValueError, match=r"^path: no results file"):
+        at.load_full_size_summary(tmp_path / "missing.json")
+
+
+# ----------------------------------------------------------------------------------------------
+# Clear errors: one test per public entry point, anchored on the argument's name
+# ----------------------------------------------------------------------------------------------
+
+X, Y, W = random_head(0)
+W32 = at.HeadWeights(*(w.float() for w in W.as_tuple()))
+P3 = torch.full((3, 3), 1 / 3, dtype=F64)
+CHAIN = at.sticky_chain(0, T=10)
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: at.routing_gradient(torch.ones(3, 3, dtype=F64), torch.zeros(3, 3, dtype=F64)),
+     r"^alpha: probabilities must sum to 1"),
+    (lambda: at.routing_gradient(P3, torch.zeros(3, 2, dtype=F64)), r"^b: expected the shape"),
+    (lambda: at.routing_gradient(P3, torch.zeros(3, 3)), r"^b: dtype torch.float32 differs"),
+    (lambda: at.routing_gradient(torch.ones(3, 3, dtype=torch.int64), P3),
+     r"^alpha: expected a floating-point tensor"),
+    (lambda: at.compatibility(torch.zeros(3, 2), torch.zeros(2)), r"^v: expected 2 or 3"),
+    (lambda: at.compatibility(torch.zeros(3, 2), torch.zeros(3, 2, dtype=F64)),
+     r"^v: dtype torch.float64 differs"),
+    (lambda: at.value_gradient(P3, torch.zeros(2, 2, dtype=F64)), r"^u: expected 3 rows"),
+    (lambda: at.value_gradient(P3, torch.zeros(3, 2)), r"^u: dtype torch.float32 differs"),
+    (lambda: at.query_key_gradients(torch.zeros(2, 3), torch.zeros(2, 4), torch.zeros(3, 4,
+                                    dtype=F64)), r"^k: dtype torch.float64 differs"),
+    (lambda: at.query_key_gradients(torch.zeros(2, 2), torch.zeros(2, 4), torch.zeros(3, 4)),
+     r"^score_grad: expected \(\.\.\., 2, 3\)"),
+    (lambda: at.query_key_gradients(torch.zeros(2), torch.zeros(2, 4), torch.zeros(3, 4)),
+     r"^score_grad: expected 2 or 3"),
+    (lambda: at.first_order_score_decrease(P3 * 2, P3), r"^alpha: probabilities must sum"),
+    (lambda: at.head_forward(X.float(), W), r"^x: dtype torch.float32 differs"),
+    (lambda: at.head_forward(X, at.HeadWeights(W.W_Q, W.W_K.float(), W.W_V, W.W_O)),
+     r"^W_K: dtype torch.float32 differs"),
+    (lambda: at.head_forward(X, at.HeadWeights(W.W_Q, W.W_K, W.W_V, W.W_O[:, :2])),
+     r"^W_O: expected 4 rows"),
+    (lambda: at.head_forward(X[0], W), r"^x: leading axes \(\) differ"),
+    (lambda: at.head_gradients(X, Y + 10, W), r"^y: labels must lie in \[0, 2\]"),
+    (lambda: at.head_gradients(X, Y.double(), W), r"^y: expected integer class labels"),
+    (lambda: at.autograd_gradients(X, Y[:, :3], W), r"^y: expected shape \(2, 6\)"),
+    (lambda: at.blocked_head_gradients(X, Y, W, block_size=0), r"^block_size: expected an"),
+    (lambda: at.blocked_head_gradients(X, Y, W32), r"^x: dtype torch.float64 differs"),
+    (lambda: at.mixture_m_step(torch.zeros(2, 2), torch.ones(2, 1)), r"^alpha: every value"),
+    (lambda: at.mixture_m_step(torch.eye(2), torch.ones(2)), r"^targets: expected 2 dim"),
+    (lambda: at.mixture_m_step(torch.eye(2), torch.ones(2, 1, dtype=F64)),
+     r"^targets: dtype torch.float64 differs"),
+    (lambda: at.value_weights_m_step(torch.ones(3, 2, dtype=F64), P3,
+                                     torch.ones(3, 1, dtype=F64)),
+     r"^x: the least-squares Gram matrix is singular"),
+    (lambda: at.value_weights_m_step(torch.ones(3, 2), P3, torch.ones(3, 1, dtype=F64)),
+     r"^x: dtype torch.float32 differs"),
+    (lambda: at.value_weights_m_step(torch.eye(3, dtype=F64), P3, torch.ones(3, 1, dtype=F64),
+                                     ridge=-1.0), r"^ridge: expected >= 0"),
+    (lambda: at.least_squares_value_weights(torch.ones(3, 2, dtype=F64), P3,
+                                            torch.ones(3, 1, dtype=F64)),
+     r"^x: the least-squares Gram matrix is singular"),
+    (lambda: at.least_squares_value_weights(torch.ones(2, 2, dtype=F64), P3,
+                                            torch.ones(3, 1, dtype=F64)),
+     r"^x: expected 3 rows"),
+    (lambda: at.make_transition_matrix(self_prob=1.5), r"^self_prob: expected a probability"),
+    (lambda: at.make_transition_matrix(n_symbols=1), r"^n_symbols: expected an integer >= 2"),
+    (lambda: at.effective_self_probability(self_prob=-0.1), r"^self_prob: expected > 0"),
+    (lambda: at.minimum_entropy(torch.full((3, 3), 0.5)), r"^transition: probabilities must"),
+    (lambda: at.sticky_chain(0, T=1), r"^T: expected an integer >= 2"),
+    (lambda: at.bayes_cross_entropy(CHAIN.inputs, CHAIN.targets, CHAIN.transition,
+                                    CHAIN.embeddings, noise_std=0.0), r"^noise_std: expected > 0"),
+    (lambda: at.bayes_cross_entropy(CHAIN.inputs, CHAIN.targets + 8, CHAIN.transition,
+                                    CHAIN.embeddings), r"^targets: labels must lie"),
+    (lambda: at.init_weights([]), r"^seeds: expected at least one seed"),
+    (lambda: at.init_weights([1], d_k=0), r"^d_k: expected an integer >= 1"),
+    (lambda: at.train_runs(X, Y, W, [at.Arm("bad", 0.1, 0.1, -0.1, 0.1)] * 2, 1),
+     r"^arms\[bad\]\.lr_v: expected >= 0"),
+    (lambda: at.train_runs(X, Y, W, [at.ARMS["sgd"]], 1), r"^arms: expected one arm per run"),
+    (lambda: at.train_runs(X, Y, W, [at.ARMS["sgd"]] * 2, -1), r"^n_steps: expected an"),
+    (lambda: at.train_runs(X, Y, W, [at.ARMS["sgd"]] * 2, 1, workers=0), r"^workers: expected"),
+    (lambda: at.train_runs(X, Y, W, [at.ARMS["sgd"]] * 2, 1, record_steps=(-1,)),
+     r"^record_steps: expected an integer >= 0"),
+    (lambda: at.train_runs(X[0], Y[0], W.runs(0), [at.ARMS["sgd"]], 1),
+     r"^x: leading axes \(\) differ"),
+    (lambda: at.sticky_experiment(seeds=[1], arms=("nope",), T=10, n_steps=1),
+     r"^arms: unknown arm 'nope'"),
+    (lambda: at.sticky_experiment(seeds=[], T=10, n_steps=1), r"^seeds: expected at least"),
+    (lambda: at.steps_to_threshold(torch.zeros(2, 2, 2), 1.0), r"^losses: expected 1 or 2"),
+    (lambda: at.steps_to_threshold(torch.zeros(2, 3), torch.zeros(3)), r"^threshold: expected"),
+    (lambda: at.conventional_train(X[0], Y[0], W.runs(0), at.ARMS["sgd"], 1),
+     r"^init: expected the weights of one run"),
+    (lambda: at.conventional_train(X[0], Y[0], W.runs(0), at.ARMS["m_step"], 1),
+     r"^arm: the conventional trainer has no M-step"),
+    (lambda: at.participation_ratio(torch.zeros(1, 3)), r"^features: expected at least 2 rows"),
+    (lambda: at.participation_ratio(torch.ones(4, 3)), r"^features: all rows are equal"),
+    (lambda: at.training_geometry(X, {0: W}), r"^history: expected weights recorded at two"),
+])
+def test_bad_inputs_raise_value_errors_naming_the_argument(call, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call()

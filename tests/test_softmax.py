@@ -51,22 +51,49 @@ def test_float32_probabilities_accepted():
     assert sm.softmax_jacobian(sm.softmax(z)).dtype == torch.float32
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: sm.softmax(torch.tensor([1.0, float("nan")])), "z"),
-    (lambda: sm.softmax(torch.tensor(1.0)), "z"),
-    (lambda: sm.softmax(torch.tensor([1, 2])), "z"),
-    (lambda: sm.softmax_jacobian(torch.tensor([0.5, 0.6])), "p"),
-    (lambda: sm.softmax_jacobian(torch.tensor([1.5, -0.5])), "p"),
-    (lambda: sm.cross_entropy(torch.zeros(2, 3), torch.tensor([0, 3])), "target"),
-    (lambda: sm.cross_entropy(torch.zeros(2, 3), torch.tensor([0])), "target"),
-    (lambda: sm.cross_entropy_logit_gradient(torch.zeros(3), torch.tensor(0.5)), "target"),
-    (lambda: sm.monte_carlo_fisher(torch.zeros(2, 3), 10), "z"),
-    (lambda: sm.monte_carlo_fisher(torch.zeros(3), 0), "num_samples"),
-    (lambda: sm.monte_carlo_fisher(torch.zeros(3), 10, repeats=-1), "repeats"),
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: sm.softmax(torch.tensor([1.0, float("nan")])), r"^z: contains 1 NaN"),
+    (lambda: sm.softmax(torch.tensor(1.0)), r"^z: expected at least one logit"),
+    (lambda: sm.softmax(torch.tensor([1, 2])), r"^z: expected floating-point logits"),
+    (lambda: sm.softmax_jacobian(torch.tensor([0.5, 0.6])), r"^p: probabilities must sum"),
+    (lambda: sm.softmax_jacobian(torch.tensor([1.5, -0.5])), r"^p: expected non-negative"),
+    (lambda: sm.softmax_jacobian(torch.tensor([1, 0])), r"^p: expected floating-point"),
+    (lambda: sm.cross_entropy(torch.zeros(2, 3), torch.tensor([0, 3])),
+     r"^target: labels must lie in \[0, 2\]"),
+    (lambda: sm.cross_entropy(torch.zeros(2, 3), torch.tensor([0])),
+     r"^target: expected shape \(2,\)"),
+    (lambda: sm.cross_entropy_logit_gradient(torch.zeros(3), torch.tensor(0.5)),
+     r"^target: expected integer class labels"),
+    (lambda: sm.cross_entropy_logit_gradient(torch.zeros(3), torch.tensor(True)),
+     r"^target: expected a numeric array"),
+    (lambda: sm.monte_carlo_fisher(torch.zeros(2, 3), 10), r"^z: expected one logit vector"),
+    (lambda: sm.monte_carlo_fisher(torch.zeros(3), 0), r"^num_samples: expected a positive"),
+    (lambda: sm.monte_carlo_fisher(torch.zeros(3), 10, repeats=-1), r"^repeats: expected a"),
 ])
-def test_bad_input_raises_value_error(call, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_input_raises_value_error(call, pattern):
+    with pytest.raises(ValueError, match=pattern):
         call()
+
+
+def test_integer_probabilities_are_rejected_not_silently_int64():
+    # a one-hot int64 vector is a valid distribution in value, but its Jacobian would be int64
+    with pytest.raises(ValueError, match=r"^p: expected floating-point probabilities, got "
+                                         r"torch.int64"):
+        sm.softmax_jacobian(torch.tensor([0, 1, 0]))
+
+
+def test_the_shared_label_validator():
+    from gradynamics.validation import check_class_labels
+
+    labels = check_class_labels("y", torch.tensor([[0, 2]], dtype=torch.int32), (1, 2), 3)
+    assert labels.dtype == torch.int64 and labels.tolist() == [[0, 2]]
+    assert check_class_labels("y", torch.zeros(0, dtype=torch.int64), (0,), 3).numel() == 0
+    with pytest.raises(ValueError, match=r"^y: labels must lie in \[0, 2\], got \[-1, 0\]"):
+        check_class_labels("y", torch.tensor([-1, 0]), (2,), 3)
+    with pytest.raises(ValueError, match=r"^y: expected shape \(3,\), got \(2,\)"):
+        check_class_labels("y", torch.tensor([0, 1]), (3,), 3)
+    with pytest.raises(ValueError, match=r"^y: expected a numeric array"):
+        check_class_labels("y", "abc", (3,), 3)
 
 
 def test_symbolic_softmax_matches_numeric_and_rejects_bad_input():
@@ -80,5 +107,5 @@ def test_symbolic_softmax_matches_numeric_and_rejects_bad_input():
     gd.compare(numeric, expected).assert_below(abs_tol=1e-15)
     gd.assert_sympy_zero(sum(p) - 1, simplifier=gd.cancel_exponentials)
     for bad in ([], "z", None, [object()]):
-        with pytest.raises(ValueError, match="logits"):
+        with pytest.raises(ValueError, match=r"^logits: expected"):
             sm.symbolic_softmax(bad)

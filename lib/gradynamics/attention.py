@@ -17,14 +17,26 @@ Closed forms implemented here (checked against autograd in ``tests/test_attentio
 
 - routing law (score gradient):
   :math:`\partial L/\partial s_{ij} = \alpha_{ij}(b_{ij} - \mathbb{E}_{\alpha_i}[b])`;
-- value gradient: :math:`\partial L/\partial v_j = \sum_i \alpha_{ij} u_i`;
+- value gradient: :math:`\partial L/\partial v_j = \sum_i \alpha_{ij} u_i`, and at the parameter
+  level :math:`\partial L/\partial W_V = X^\top A^\top U`, so a step on :math:`W_V` moves the
+  values by :math:`-\eta\, X X^\top A^\top U`;
 - query / key gradients: :math:`\partial L/\partial q_i = \frac{1}{\sqrt{d_k}}\sum_j g_{ij} k_j`,
   :math:`\partial L/\partial k_j = \frac{1}{\sqrt{d_k}}\sum_i g_{ij} q_i` with
   :math:`g = \partial L/\partial s`;
 - first-order loss change of a score step :math:`-\eta\, g`:
   :math:`\Delta L \approx -\eta \sum_{ij} \alpha_{ij}^2 (b_{ij} - \bar b_i)^2`;
 - the mixture M-step :math:`v_j \leftarrow \bar t_j = \sum_i \alpha_{ij} t_i / N_j`,
-  :math:`N_j = \sum_i \alpha_{ij}`, and its tied-weight version (weighted least squares for W_V).
+  :math:`N_j = \sum_i \alpha_{ij}`, its tied-weight version (weighted least squares for W_V),
+  and least squares of the head output :math:`A X W_V` on targets.
+
+Two implementations of a full-batch step share these kernels:
+
+- :func:`head_gradients` builds the whole :math:`n \times n` attention matrix (the verified
+  reference, and what the chapter's derivations read);
+- :func:`blocked_head_gradients` (used by :func:`train_runs`) walks over blocks of query rows,
+  computes each block's scores only for the keys it can see (the causal triangle), and does the
+  forward pass, the loss and the backward pass of the block while it is in cache. Every
+  quantity of a query row depends only on that row, so the blocks are exact, not approximate.
 
 The sticky Markov-chain task is built exactly as in the authors' script
 ``experiments/paper2_gradient/em_vs_sgd_multiseed.py`` (8 symbols, circular-distance transitions,
@@ -35,15 +47,20 @@ the exact Bayes cross-entropy of a sequence (HMM forward filter over the hidden 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from gradynamics.validation import (
     as_tensor,
+    check_class_labels,
     check_finite,
     check_ndim,
     check_positive,
@@ -55,36 +72,68 @@ __all__ = [
     "ARMS",
     "AUTHORS_SEEDS",
     "Arm",
+    "BlockedGradients",
+    "ConventionalHead",
     "HeadForward",
+    "HeadGradients",
     "HeadWeights",
     "StickyChain",
     "StickyExperiment",
     "TrainResult",
+    "TrainingGeometry",
     "autograd_gradients",
     "bayes_cross_entropy",
+    "blocked_head_gradients",
     "causal_mask",
     "compatibility",
+    "conventional_train",
     "effective_self_probability",
     "first_order_score_decrease",
+    "full_size_summary",
     "head_forward",
     "head_gradients",
     "init_weights",
+    "least_squares_value_weights",
+    "load_full_size_summary",
     "make_transition_matrix",
     "minimum_entropy",
     "mixture_m_step",
+    "participation_ratio",
     "query_key_gradients",
     "routing_gradient",
     "steps_to_threshold",
-    "sticky_experiment",
     "sticky_chain",
-    "time_batched_vs_sequential",
+    "sticky_experiment",
     "train_runs",
+    "training_geometry",
     "value_gradient",
     "value_weights_m_step",
 ]
 
 #: The five seeds of the authors' script.
 AUTHORS_SEEDS: tuple[int, ...] = (42, 2024, 1337, 7777, 9999)
+
+_MAX_NDIM = tuple(range(2, 9))
+
+
+def _float_input(name: str, value: torch.Tensor, ndim: Sequence[int] = _MAX_NDIM
+                 ) -> torch.Tensor:
+    """A finite floating-point tensor with an allowed number of dimensions."""
+    value = as_tensor(name, value)
+    if not value.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point tensor, got {value.dtype}")
+    check_ndim(name, value, tuple(ndim))
+    check_finite(name, value)
+    return value
+
+
+def _same_dtype(reference_name: str, reference: torch.Tensor,
+                *others: tuple[str, torch.Tensor]) -> None:
+    """Raise if any tensor's dtype differs from the reference's (no silent promotion)."""
+    for name, other in others:
+        if other.dtype != reference.dtype:
+            raise ValueError(f"{name}: dtype {other.dtype} differs from {reference_name}'s "
+                             f"{reference.dtype}; convert both to one dtype")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -108,8 +157,14 @@ class HeadWeights:
         """A detached copy."""
         return HeadWeights(*(w.detach().clone() for w in self.as_tuple()))
 
+    def runs(self, index: slice | int) -> HeadWeights:
+        """The weights of some runs (index into the first leading axis)."""
+        if isinstance(index, int):
+            index = slice(index, index + 1)
+        return HeadWeights(*(w[index] for w in self.as_tuple()))
+
     def validate(self) -> None:
-        """Raise ValueError on inconsistent shapes or non-finite entries."""
+        """Raise ValueError on inconsistent shapes or dtypes, or non-finite entries."""
         names = ("W_Q", "W_K", "W_V", "W_O")
         for name, w in zip(names, self.as_tuple(), strict=True):
             w = as_tensor(name, w)
@@ -117,6 +172,7 @@ class HeadWeights:
                 raise ValueError(f"{name}: expected a floating-point matrix, got shape "
                                  f"{tuple(w.shape)} and dtype {w.dtype}")
             check_finite(name, w)
+        _same_dtype("W_Q", self.W_Q, *zip(names[1:], self.as_tuple()[1:], strict=True))
         lead = self.W_Q.shape[:-2]
         for name, w in zip(names, self.as_tuple(), strict=True):
             if w.shape[:-2] != lead:
@@ -158,23 +214,13 @@ def _check_inputs(x: torch.Tensor, weights: HeadWeights) -> torch.Tensor:
                          f"{tuple(x.shape)} and dtype {x.dtype}")
     check_finite("x", x)
     weights.validate()
+    _same_dtype("W_Q", weights.W_Q, ("x", x))
     if x.shape[-1] != weights.W_Q.shape[-2]:
         raise ValueError(f"x: last axis {x.shape[-1]} does not match d_x = {weights.W_Q.shape[-2]}")
+    if x.shape[:-2] != weights.W_Q.shape[:-2]:
+        raise ValueError(f"x: leading axes {tuple(x.shape[:-2])} differ from the weights' "
+                         f"{tuple(weights.W_Q.shape[:-2])}")
     return x
-
-
-def _forward(x: torch.Tensor, weights: HeadWeights, mask_bias: torch.Tensor) -> HeadForward:
-    d_k = weights.W_Q.shape[-1]
-    q = x @ weights.W_Q
-    k = x @ weights.W_K
-    v = x @ weights.W_V
-    lead = q.shape[:-2]
-    n = q.shape[-2]
-    scores = torch.baddbmm(mask_bias, q.reshape(-1, n, d_k), k.reshape(-1, n, d_k).transpose(1, 2),
-                           alpha=1.0 / math.sqrt(d_k)).reshape(*lead, n, n)
-    alpha = torch.softmax(scores, dim=-1)
-    o = alpha @ v
-    return HeadForward(q=q, k=k, v=v, alpha=alpha, o=o, z=o @ weights.W_O)
 
 
 def _mask_bias(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -183,70 +229,92 @@ def _mask_bias(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor
     return zero.masked_fill_(causal_mask(n, device=device), float("-inf"))
 
 
+def _forward(x: torch.Tensor, weights: HeadWeights) -> HeadForward:
+    """The reference forward pass with the whole (n, n) attention matrix."""
+    q = x @ weights.W_Q
+    k = x @ weights.W_K
+    v = x @ weights.W_V
+    scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    scores = scores + _mask_bias(x.shape[-2], x.dtype, x.device)
+    alpha = torch.softmax(scores, dim=-1)
+    o = alpha @ v
+    return HeadForward(q=q, k=k, v=v, alpha=alpha, o=o, z=o @ weights.W_O)
+
+
 def head_forward(x: torch.Tensor, weights: HeadWeights) -> HeadForward:
     """Causal single-head forward pass, batched over the leading axes of ``x`` and the weights."""
-    x = _check_inputs(x, weights)
-    return _forward(x, weights, _mask_bias(x.shape[-2], x.dtype, x.device))
+    return _forward(_check_inputs(x, weights), weights)
+
+
+# Kernels shared by the public functions, the reference step and the blocked trainer.
+
+def _routing_gradient_(alpha: torch.Tensor, b: torch.Tensor, b_bar: torch.Tensor
+                       ) -> torch.Tensor:
+    """alpha * (b - b_bar), overwriting ``b`` (b_bar: the alpha-weighted row means of b)."""
+    return b.sub_(b_bar).mul_(alpha)
+
+
+def _value_gradient(alpha: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """alpha^T u: column j collects the upstream gradients of the queries that read key j."""
+    return alpha.transpose(-1, -2) @ u
+
+
+def _query_key_gradients(score_grad: torch.Tensor, q: torch.Tensor, k: torch.Tensor,
+                         scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    return (score_grad @ k) * scale, (score_grad.transpose(-1, -2) @ q) * scale
 
 
 def routing_gradient(alpha: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Score gradient dL/ds_ij = alpha_ij (b_ij - sum_j' alpha_ij' b_ij') (the routing law)."""
-    alpha = as_tensor("alpha", alpha)
-    b = as_tensor("b", b)
-    check_ndim("alpha", alpha, tuple(range(1, 9)))
+    alpha = _float_input("alpha", alpha, tuple(range(1, 9)))
+    b = _float_input("b", b, tuple(range(1, 9)))
+    _same_dtype("alpha", alpha, ("b", b))
     if tuple(alpha.shape) != tuple(b.shape):
         raise ValueError(f"b: expected the shape of alpha {tuple(alpha.shape)}, "
                          f"got {tuple(b.shape)}")
     check_probability_vector("alpha", alpha, atol=1e-6)
-    check_finite("b", b)
-    return _routing_gradient(alpha, b)
-
-
-def _routing_gradient(alpha: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    ab = alpha * b
-    return torch.addcmul(ab, alpha, ab.sum(dim=-1, keepdim=True), value=-1.0)
+    b_bar = (alpha * b).sum(dim=-1, keepdim=True)
+    return _routing_gradient_(alpha, b.clone(), b_bar)
 
 
 def compatibility(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """b_ij = u_i . v_j, the derivative of the loss with respect to alpha_ij."""
-    u = as_tensor("u", u)
-    v = as_tensor("v", v)
-    check_ndim("u", u, tuple(range(2, 9)))
+    u = _float_input("u", u)
+    v = _float_input("v", v)
+    _same_dtype("u", u, ("v", v))
     if u.shape[-1] != v.shape[-1]:
         raise ValueError(f"v: last axis {v.shape[-1]} does not match u's {u.shape[-1]} (d_v)")
-    check_finite("u", u)
-    check_finite("v", v)
     return u @ v.transpose(-1, -2)
 
 
 def value_gradient(alpha: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """dL/dv_j = sum_i alpha_ij u_i: each value collects the errors of the queries using it."""
-    alpha = as_tensor("alpha", alpha)
-    u = as_tensor("u", u)
-    check_ndim("alpha", alpha, tuple(range(2, 9)))
+    alpha = _float_input("alpha", alpha)
+    u = _float_input("u", u)
+    _same_dtype("alpha", alpha, ("u", u))
     if u.shape[-2] != alpha.shape[-2]:
         raise ValueError(f"u: expected {alpha.shape[-2]} rows (one per query), got {u.shape[-2]}")
     check_probability_vector("alpha", alpha, atol=1e-6)
-    check_finite("u", u)
-    return alpha.transpose(-1, -2) @ u
+    return _value_gradient(alpha, u)
 
 
 def query_key_gradients(score_grad: torch.Tensor, q: torch.Tensor,
                         k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(dL/dq, dL/dk) = (G k, G^T q) / sqrt(d_k) from the score gradient G = dL/ds."""
-    score_grad = as_tensor("score_grad", score_grad)
-    q = as_tensor("q", q)
-    k = as_tensor("k", k)
-    check_ndim("score_grad", score_grad, tuple(range(2, 9)))
-    if q.shape != k.shape:
-        raise ValueError(f"k: expected the shape of q {tuple(q.shape)}, got {tuple(k.shape)}")
+    """(dL/dq, dL/dk) = (G k, G^T q) / sqrt(d_k) from the score gradient G = dL/ds.
+
+    ``G`` may be rectangular: (..., n_queries, n_keys) with ``q`` (..., n_queries, d_k) and
+    ``k`` (..., n_keys, d_k), as in a block of query rows.
+    """
+    score_grad = _float_input("score_grad", score_grad)
+    q = _float_input("q", q)
+    k = _float_input("k", k)
+    _same_dtype("score_grad", score_grad, ("q", q), ("k", k))
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"k: expected d_k = {q.shape[-1]} like q, got {k.shape[-1]}")
     if score_grad.shape[-2:] != (q.shape[-2], k.shape[-2]):
         raise ValueError(f"score_grad: expected (..., {q.shape[-2]}, {k.shape[-2]}), "
                          f"got {tuple(score_grad.shape)}")
-    for name, t in (("score_grad", score_grad), ("q", q), ("k", k)):
-        check_finite(name, t)
-    scale = 1.0 / math.sqrt(q.shape[-1])
-    return (score_grad @ k) * scale, (score_grad.transpose(-1, -2) @ q) * scale
+    return _query_key_gradients(score_grad, q, k, 1.0 / math.sqrt(q.shape[-1]))
 
 
 def first_order_score_decrease(alpha: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -255,24 +323,13 @@ def first_order_score_decrease(alpha: torch.Tensor, b: torch.Tensor) -> torch.Te
     return -(g * g).sum(dim=(-1, -2))
 
 
-def _targets(name: str, y: torch.Tensor, shape: torch.Size, n_classes: int) -> torch.Tensor:
-    y = as_tensor(name, y)
-    if y.is_floating_point() or y.is_complex():
-        raise ValueError(f"{name}: expected integer class labels, got {y.dtype}")
-    if tuple(y.shape) != tuple(shape):
-        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(y.shape)}")
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
-        raise ValueError(f"{name}: labels must lie in [0, {n_classes - 1}]")
-    return y.long()
-
-
 @dataclass
 class HeadGradients:
     """Loss per run and the closed-form gradients of every intermediate and weight."""
 
     loss: torch.Tensor        # (...,)
     u: torch.Tensor           # dL/do
-    b: torch.Tensor | None    # u v^T (filled by head_gradients, skipped in training)
+    b: torch.Tensor           # u v^T = dL/dalpha
     score_grad: torch.Tensor  # dL/ds (routing law)
     value_grad: torch.Tensor  # dL/dv
     query_grad: torch.Tensor  # dL/dq
@@ -281,46 +338,48 @@ class HeadGradients:
     forward: HeadForward
 
 
-def _gradients(x: torch.Tensor, y: torch.Tensor, weights: HeadWeights, fwd: HeadForward
-               ) -> HeadGradients:
+def _output_gradient(z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                                torch.Tensor]:
+    """(log softmax(z), probabilities, per-position dl_i/dz_i = softmax(z_i) - e_{y_i})."""
+    log_p = torch.log_softmax(z, dim=-1)
+    p = log_p.exp()
+    dz = p.clone().scatter_add_(-1, y.unsqueeze(-1), torch.full_like(p[..., :1], -1.0))
+    return log_p, p, dz
+
+
+def _reference_gradients(x: torch.Tensor, y: torch.Tensor, weights: HeadWeights
+                         ) -> HeadGradients:
+    fwd = _forward(x, weights)
     n = x.shape[-2]
-    log_p = torch.log_softmax(fwd.z, dim=-1)
+    log_p, _, dz = _output_gradient(fwd.z, y)
     loss = -log_p.gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(dim=-1)
-    dz = log_p.exp()
-    dz.scatter_add_(-1, y.unsqueeze(-1), torch.full_like(dz[..., :1], -1.0)).div_(n)
+    dz = dz / n
     u = dz @ weights.W_O.transpose(-1, -2)
+    b = u @ fwd.v.transpose(-1, -2)
     # E_alpha_i[b] = sum_j alpha_ij u_i.v_j = u_i.o_i: the row mean needs no (n, n) pass.
     b_bar = (u * fwd.o).sum(dim=-1, keepdim=True)
-    lead, m = u.shape[:-2], u.shape[-2]
-    score_grad = torch.baddbmm(b_bar.reshape(-1, m, 1), u.reshape(-1, m, u.shape[-1]),
-                               fwd.v.reshape(-1, m, u.shape[-1]).transpose(1, 2),
-                               beta=-1.0).reshape(*lead, m, m).mul_(fwd.alpha)
-    value_grad = fwd.alpha.transpose(-1, -2) @ u
-    scale = 1.0 / math.sqrt(fwd.q.shape[-1])
-    dq = (score_grad @ fwd.k).mul_(scale)
-    dk = (score_grad.transpose(-1, -2) @ fwd.q).mul_(scale)
+    score_grad = _routing_gradient_(fwd.alpha, b.clone(), b_bar)
+    value_grad = _value_gradient(fwd.alpha, u)
+    dq, dk = _query_key_gradients(score_grad, fwd.q, fwd.k, 1.0 / math.sqrt(fwd.q.shape[-1]))
     xt = x.transpose(-1, -2)
     grads = HeadWeights(W_Q=xt @ dq, W_K=xt @ dk, W_V=xt @ value_grad,
                         W_O=fwd.o.transpose(-1, -2) @ dz)
-    return HeadGradients(loss=loss, u=u, b=None, score_grad=score_grad, value_grad=value_grad,
+    return HeadGradients(loss=loss, u=u, b=b, score_grad=score_grad, value_grad=value_grad,
                          query_grad=dq, key_grad=dk, weights=grads, forward=fwd)
 
 
 def head_gradients(x: torch.Tensor, y: torch.Tensor, weights: HeadWeights) -> HeadGradients:
     """Mean cross-entropy per run and all its gradients, built from the closed forms only."""
     x = _check_inputs(x, weights)
-    y = _targets("y", y, x.shape[:-1], weights.W_O.shape[-1])
-    fwd = _forward(x, weights, _mask_bias(x.shape[-2], x.dtype, x.device))
-    grads = _gradients(x, y, weights, fwd)
-    grads.b = grads.u @ fwd.v.transpose(-1, -2)
-    return grads
+    y = check_class_labels("y", y, x.shape[:-1], weights.W_O.shape[-1])
+    return _reference_gradients(x, y, weights)
 
 
 def autograd_gradients(x: torch.Tensor, y: torch.Tensor, weights: HeadWeights
                        ) -> dict[str, torch.Tensor]:
     """Reference gradients from torch.autograd (scores, values, queries, keys, the four W)."""
     x = _check_inputs(x, weights)
-    y = _targets("y", y, x.shape[:-1], weights.W_O.shape[-1])
+    y = check_class_labels("y", y, x.shape[:-1], weights.W_O.shape[-1])
     leaves = [w.detach().clone().requires_grad_() for w in weights.as_tuple()]
     w_q, w_k, w_v, w_o = leaves
     q, k, v = x @ w_q, x @ w_k, x @ w_v
@@ -339,43 +398,184 @@ def autograd_gradients(x: torch.Tensor, y: torch.Tensor, weights: HeadWeights
 
 
 # ----------------------------------------------------------------------------------------------
+# The blocked (causal, cache-sized) step used for training
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class BlockedGradients:
+    """Loss, entropy and accuracy per run, the weight gradients, and optional M-step sums."""
+
+    loss: torch.Tensor                 # (runs,) mean cross-entropy
+    entropy: torch.Tensor              # (runs,) mean predictive entropy
+    accuracy: torch.Tensor             # (runs,) argmax accuracy
+    weights: HeadWeights               # dL/dW_Q, dL/dW_K, dL/dW_V, dL/dW_O
+    mass: torch.Tensor | None = None              # (runs, n) N_j = sum_i alpha_ij
+    weighted_targets: torch.Tensor | None = None  # (runs, n, d_v) sum_i alpha_ij t_i
+    routed: torch.Tensor | None = None            # (runs, n, d_x) A X
+    targets: torch.Tensor | None = None           # (runs, n, d_v) t_i
+
+
+def _blocked_pass(x: torch.Tensor, y: torch.Tensor, w: HeadWeights, block_size: int,
+                  gamma: torch.Tensor | None = None) -> BlockedGradients:
+    """One full-batch forward/backward over blocks of query rows (x: (runs, n, d_x)).
+
+    With ``gamma`` (runs, 1, 1) it also accumulates the M-step sums for the targets
+    t_i = o_i - gamma dl_i/do_i.
+    """
+    runs, n, _ = x.shape
+    scale = 1.0 / math.sqrt(w.W_Q.shape[-1])
+    q = (x @ w.W_Q).mul_(scale)  # scaled queries: s = q k^T
+    k = x @ w.W_K
+    v = x @ w.W_V
+    k_t, v_t, w_o_t = k.transpose(-1, -2), v.transpose(-1, -2), w.W_O.transpose(-1, -2)
+    dq, dk, dv = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
+    o = torch.empty_like(v)
+    dz = torch.empty(runs, n, w.W_O.shape[-1], dtype=x.dtype, device=x.device)
+    sums = torch.zeros(3, runs, dtype=x.dtype, device=x.device)
+    bias = _mask_bias(min(block_size, n), x.dtype, x.device)
+    if gamma is not None:
+        mass = torch.zeros(runs, n, dtype=x.dtype, device=x.device)
+        weighted, targets = torch.zeros_like(v), torch.empty_like(v)
+        routed = torch.empty_like(x)
+    for start in range(0, n, block_size):
+        stop = min(start + block_size, n)
+        rows = stop - start
+        alpha = torch.bmm(q[:, start:stop], k_t[:, :, :stop])
+        alpha[:, :, start:] += bias[:rows, :rows]
+        alpha = torch.softmax(alpha, dim=-1)
+        o_blk = torch.bmm(alpha, v[:, :stop])
+        o[:, start:stop] = o_blk
+        z = o_blk @ w.W_O
+        y_blk = y[:, start:stop]
+        log_p, p, dz_blk = _output_gradient(z, y_blk)
+        sums[0] -= log_p.gather(-1, y_blk.unsqueeze(-1)).sum(dim=(-1, -2))
+        sums[1] -= (p * log_p).sum(dim=(-1, -2))
+        sums[2] += (z.argmax(dim=-1) == y_blk).sum(dim=-1)
+        dz_blk.div_(n)
+        dz[:, start:stop] = dz_blk
+        u = dz_blk @ w_o_t
+        g = _routing_gradient_(alpha, torch.bmm(u, v_t[:, :, :stop]),
+                               (u * o_blk).sum(dim=-1, keepdim=True))
+        dq[:, start:stop], dk_blk = _query_key_gradients(g, q[:, start:stop], k[:, :stop], 1.0)
+        dk[:, :stop] += dk_blk
+        dv[:, :stop] += _value_gradient(alpha, u)
+        if gamma is not None:
+            mass[:, :stop] += alpha.sum(dim=-2)
+            targets[:, start:stop] = o_blk - gamma * n * u  # n u_i = dl_i/do_i
+            weighted[:, :stop] += _value_gradient(alpha, targets[:, start:stop])
+            routed[:, start:stop] = torch.bmm(alpha, x[:, :stop])
+    x_t = x.transpose(-1, -2)
+    grads = HeadWeights(W_Q=(x_t @ dq).mul_(scale), W_K=x_t @ dk, W_V=x_t @ dv,
+                        W_O=o.transpose(-1, -2) @ dz)
+    sums.div_(n)
+    out = BlockedGradients(loss=sums[0], entropy=sums[1], accuracy=sums[2], weights=grads)
+    if gamma is not None:
+        out.mass, out.weighted_targets, out.routed, out.targets = mass, weighted, routed, targets
+    return out
+
+
+def blocked_head_gradients(x: torch.Tensor, y: torch.Tensor, weights: HeadWeights,
+                           block_size: int = 128) -> BlockedGradients:
+    """The training step's loss, entropy, accuracy and weight gradients, by blocks of queries.
+
+    ``x`` is (runs, n, d_x). Same closed forms as :func:`head_gradients`, evaluated block by
+    block on the causal triangle only; agrees with it to rounding.
+    """
+    x = _check_inputs(x, weights)
+    check_ndim("x", x, 3)
+    y = check_class_labels("y", y, x.shape[:-1], weights.W_O.shape[-1])
+    block_size = check_positive_int("block_size", block_size)
+    return _blocked_pass(x, y, weights, block_size)
+
+
+# ----------------------------------------------------------------------------------------------
 # The M-step
 # ----------------------------------------------------------------------------------------------
 
-def mixture_m_step(alpha: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Responsibility-weighted means tbar_j = sum_i alpha_ij t_i / N_j (the mixture M-step)."""
-    alpha = as_tensor("alpha", alpha)
-    targets = as_tensor("targets", targets)
-    check_ndim("alpha", alpha, tuple(range(2, 9)))
+def _responsibilities(alpha: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    alpha = _float_input("alpha", alpha)
+    if bool((alpha < 0).any()):
+        raise ValueError("alpha: expected non-negative responsibilities")
+    targets = _float_input("targets", targets, (alpha.ndim,))
+    _same_dtype("alpha", alpha, ("targets", targets))
     if targets.shape[-2] != alpha.shape[-2]:
         raise ValueError(f"targets: expected {alpha.shape[-2]} rows (one per query), "
                          f"got {targets.shape[-2]}")
-    check_finite("targets", targets)
-    if bool((alpha < 0).any()):
-        raise ValueError("alpha: expected non-negative responsibilities")
+    return alpha
+
+
+def mixture_m_step(alpha: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Responsibility-weighted means tbar_j = sum_i alpha_ij t_i / N_j (the mixture M-step)."""
+    alpha = _responsibilities(alpha, targets)
     mass = alpha.sum(dim=-2)
     if bool((mass <= 0).any()):
         raise ValueError("alpha: every value (column) needs positive responsibility N_j")
-    return (alpha.transpose(-1, -2) @ targets) / mass.unsqueeze(-1)
+    return _value_gradient(alpha, targets) / mass.unsqueeze(-1)
 
 
-def value_weights_m_step(x: torch.Tensor, alpha: torch.Tensor, targets: torch.Tensor,
-                         ridge: float = 0.0) -> torch.Tensor:
-    """Tied-value M-step: argmin_W sum_ij alpha_ij |W^T x_j - t_i|^2 (+ ridge |W|^2)."""
-    x = as_tensor("x", x)
-    check_finite("x", x)
-    ridge = check_positive("ridge", ridge, allow_zero=True)
-    tbar_mass = mixture_m_step(alpha, targets) * alpha.sum(dim=-2).unsqueeze(-1)
-    return _value_weights_m_step(x, alpha.sum(dim=-2), tbar_mass, ridge)
+def _check_invertible(name: str, gram: torch.Tensor) -> None:
+    """Raise if a least-squares Gram matrix is singular to working precision."""
+    cond = torch.linalg.cond(gram)
+    limit = 1.0 / torch.finfo(gram.dtype).eps
+    if not bool(torch.isfinite(cond).all()) or bool((cond > limit).any()):
+        raise ValueError(f"{name}: the least-squares Gram matrix is singular (condition number "
+                         f"{float(cond.max()):.3g}); pass ridge > 0 or better-spread inputs")
 
 
 def _value_weights_m_step(x: torch.Tensor, mass: torch.Tensor, weighted_targets: torch.Tensor,
                           ridge: float) -> torch.Tensor:
+    """argmin_W sum_j N_j |W^T x_j|^2 - 2 <W^T x_j, sum_i alpha_ij t_i> (+ ridge |W|^2)."""
     xt = x.transpose(-1, -2)
     gram = (xt * mass.unsqueeze(-2)) @ x
     if ridge > 0:
         gram = gram + ridge * torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
     return torch.linalg.solve(gram, xt @ weighted_targets)
+
+
+def value_weights_m_step(x: torch.Tensor, alpha: torch.Tensor, targets: torch.Tensor,
+                         ridge: float = 0.0) -> torch.Tensor:
+    """Tied-value M-step: argmin_W sum_ij alpha_ij |W^T x_j - t_i|^2 (+ ridge |W|^2)."""
+    alpha = _responsibilities(alpha, targets)
+    x = _float_input("x", x, (alpha.ndim,))
+    _same_dtype("alpha", alpha, ("x", x))
+    if x.shape[-2] != alpha.shape[-1]:
+        raise ValueError(f"x: expected {alpha.shape[-1]} rows (one per key), got {x.shape[-2]}")
+    ridge = check_positive("ridge", ridge, allow_zero=True)
+    mass = alpha.sum(dim=-2)
+    xt = x.transpose(-1, -2)
+    gram = (xt * mass.unsqueeze(-2)) @ x
+    if ridge > 0:
+        gram = gram + ridge * torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+    _check_invertible("x", gram)
+    return _value_weights_m_step(x, mass, _value_gradient(alpha, targets), ridge)
+
+
+def _least_squares_value_weights(routed: torch.Tensor, targets: torch.Tensor,
+                                 ridge: float) -> torch.Tensor:
+    """argmin_W |routed W - targets|^2 (+ ridge |W|^2) by the normal equations."""
+    rt = routed.transpose(-1, -2)
+    gram = rt @ routed
+    if ridge > 0:
+        gram = gram + ridge * torch.eye(routed.shape[-1], dtype=routed.dtype,
+                                        device=routed.device)
+    return torch.linalg.solve(gram, rt @ targets)
+
+
+def least_squares_value_weights(x: torch.Tensor, alpha: torch.Tensor, targets: torch.Tensor,
+                                ridge: float = 0.0) -> torch.Tensor:
+    """Least squares of the head output on targets: argmin_W |A X W - T|^2 (+ ridge |W|^2)."""
+    alpha = _responsibilities(alpha, targets)
+    x = _float_input("x", x, (alpha.ndim,))
+    _same_dtype("alpha", alpha, ("x", x))
+    if x.shape[-2] != alpha.shape[-1]:
+        raise ValueError(f"x: expected {alpha.shape[-1]} rows (one per key), got {x.shape[-2]}")
+    ridge = check_positive("ridge", ridge, allow_zero=True)
+    routed = alpha @ x
+    gram = routed.transpose(-1, -2) @ routed
+    if ridge > 0:
+        gram = gram + ridge * torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+    _check_invertible("x", gram)
+    return _least_squares_value_weights(routed, targets, ridge)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -451,7 +651,7 @@ def bayes_cross_entropy(inputs: torch.Tensor, targets: torch.Tensor, transition:
     check_probability_vector("transition", transition)
     noise_std = check_positive("noise_std", noise_std)
     n_sym = transition.shape[0]
-    targets = _targets("targets", targets, inputs.shape[:1], n_sym)
+    targets = check_class_labels("targets", targets, inputs.shape[:1], n_sym)
     if embeddings.shape != (n_sym, inputs.shape[1]):
         raise ValueError(f"embeddings: expected shape {(n_sym, inputs.shape[1])}, "
                          f"got {tuple(embeddings.shape)}")
@@ -483,15 +683,17 @@ class Arm:
     target_step: float = 1.0  # gamma in the M-step targets t_i = o_i - gamma dl_i/do_i
 
 
-#: The arms of the chapter: the authors' two, the closed-form M-step, and the two ablations.
+#: The arms of the chapter: the authors' two, the closed-form M-steps, and a 2 x 2 factorial
+#: ablation of em_like (routing W_Q, W_K on/off x values W_V on/off, readout W_O always on,
+#: every learning rate that is on equal to em_like's).
 ARMS: dict[str, Arm] = {
     "sgd": Arm("sgd", 0.01, 0.01, 0.01, 0.01),
     "em_like": Arm("em_like", 0.01, 0.01, 0.1, 0.01),
     "m_step": Arm("m_step", 0.01, 0.01, 0.0, 0.01, m_step="mixture"),
     "ls_step": Arm("ls_step", 0.01, 0.01, 0.0, 0.01, m_step="least_squares"),
-    "values_only": Arm("values_only", 0.0, 0.0, 0.1, 0.0),
-    "routing_only": Arm("routing_only", 0.01, 0.01, 0.0, 0.0),
     "frozen_routing": Arm("frozen_routing", 0.0, 0.0, 0.1, 0.01),
+    "frozen_values": Arm("frozen_values", 0.01, 0.01, 0.0, 0.01),
+    "readout_only": Arm("readout_only", 0.0, 0.0, 0.0, 0.01),
 }
 
 
@@ -502,6 +704,8 @@ def init_weights(seeds: Sequence[int], d_x: int = 20, d_k: int = 10, d_v: int = 
     """The script's initialisation: after manual_seed(seed), randn * 0.1 for Q, K, V, O in turn."""
     if len(seeds) == 0:
         raise ValueError("seeds: expected at least one seed")
+    for name, value in (("d_x", d_x), ("d_k", d_k), ("d_v", d_v), ("n_classes", n_classes)):
+        check_positive_int(name, value)
     scale = check_positive("scale", scale)
     shapes = ((d_x, d_k), (d_x, d_k), (d_x, d_v), (d_v, n_classes))
     mats: list[list[torch.Tensor]] = [[], [], [], []]
@@ -514,19 +718,28 @@ def init_weights(seeds: Sequence[int], d_x: int = 20, d_k: int = 10, d_v: int = 
 
 @dataclass
 class TrainResult:
-    """Per-run curves (runs, n_steps + 1) and attention snapshots of the recorded runs."""
+    """Per-run curves (runs, n_steps + 1) and the weights recorded at the requested steps."""
 
     loss: torch.Tensor
     entropy: torch.Tensor
     accuracy: torch.Tensor
     final: HeadWeights
-    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)  # step -> (runs, n, n)
+    history: dict[int, HeadWeights] = field(default_factory=dict)  # step -> weights
     seconds: float = 0.0
 
 
 def _arm_rates(arms: Sequence[Arm], dtype: torch.dtype, device: torch.device | None
                ) -> tuple[torch.Tensor, ...]:
+    cols = [torch.tensor([getattr(a, nm) for a in arms], dtype=dtype, device=device)
+            .view(-1, 1, 1) for nm in ("lr_q", "lr_k", "lr_v", "lr_o")]
+    gamma = torch.tensor([a.target_step for a in arms], dtype=dtype, device=device).view(-1, 1, 1)
+    return (*cols, gamma)
+
+
+def _check_arms(arms: Sequence[Arm]) -> None:
     for arm in arms:
+        if not isinstance(arm, Arm):
+            raise ValueError(f"arms: expected Arm instances, got {type(arm).__name__}")
         for name in ("lr_q", "lr_k", "lr_v", "lr_o"):
             check_positive(f"arms[{arm.name}].{name}", getattr(arm, name), allow_zero=True)
         if arm.m_step not in ("", "mixture", "least_squares"):
@@ -534,98 +747,135 @@ def _arm_rates(arms: Sequence[Arm], dtype: torch.dtype, device: torch.device | N
                              f"'least_squares', got {arm.m_step!r}")
         if arm.m_step:
             check_positive(f"arms[{arm.name}].target_step", arm.target_step)
-    cols = [torch.tensor([getattr(a, nm) for a in arms], dtype=dtype, device=device)
-            .view(-1, 1, 1) for nm in ("lr_q", "lr_k", "lr_v", "lr_o")]
-    gamma = torch.tensor([a.target_step for a in arms], dtype=dtype, device=device).view(-1, 1, 1)
-    return (*cols, gamma)
 
 
-def train_runs(x: torch.Tensor, y: torch.Tensor, init: HeadWeights, arms: Sequence[Arm],
-               n_steps: int, snapshot_steps: Sequence[int] = (), progress: bool | None = None,
-               chunk_elements: int | None = None) -> TrainResult:
-    """Full-batch training of R independent runs in one tensor program (run r uses arms[r]).
-
-    ``chunk_elements`` caps runs x n x n per tensor program (default: no cap on CUDA, 2**20 on
-    CPU, where batched (n, n) tensors larger than the cache are slower than smaller groups).
-    """
-    x = _check_inputs(x, init)
-    if x.ndim != 3 or init.W_Q.ndim != 3 or init.W_Q.shape[0] != x.shape[0]:
-        raise ValueError(f"x: expected (runs, n, d_x) matching init's {init.W_Q.shape[0]} runs, "
-                         f"got {tuple(x.shape)}")
-    y = _targets("y", y, x.shape[:-1], init.W_O.shape[-1])
-    if len(arms) != x.shape[0]:
-        raise ValueError(f"arms: expected one arm per run ({x.shape[0]}), got {len(arms)}")
-    n_steps = check_positive_int("n_steps", n_steps, minimum=0)
-    if chunk_elements is None:
-        chunk_elements = 0 if x.device.type == "cuda" else 2**20
-    chunk_elements = check_positive_int("chunk_elements", chunk_elements, minimum=0)
-    per_chunk = max(1, chunk_elements // x.shape[-2] ** 2) if chunk_elements else x.shape[0]
-    if per_chunk < x.shape[0]:
-        parts = [train_runs(x[i:i + per_chunk], y[i:i + per_chunk],
-                            HeadWeights(*(w[i:i + per_chunk] for w in init.as_tuple())),
-                            arms[i:i + per_chunk], n_steps, snapshot_steps, progress, 0)
-                 for i in range(0, x.shape[0], per_chunk)]
-        return TrainResult(
-            loss=torch.cat([p.loss for p in parts]), entropy=torch.cat([p.entropy for p in parts]),
-            accuracy=torch.cat([p.accuracy for p in parts]),
-            final=HeadWeights(*(torch.cat(ws) for ws in zip(*(p.final.as_tuple() for p in parts),
-                                                            strict=True))),
-            snapshots={k: torch.cat([p.snapshots[k] for p in parts]) for k in parts[0].snapshots},
-            seconds=sum(p.seconds for p in parts))
+def _train_group(x: torch.Tensor, y: torch.Tensor, init: HeadWeights, arms: Sequence[Arm],
+                 n_steps: int, record_steps: frozenset[int], block_size: int,
+                 progress: bool) -> TrainResult:
+    """Full-batch training of one group of runs with the blocked step (no validation)."""
     lr_q, lr_k, lr_v, lr_o, gamma = _arm_rates(arms, x.dtype, x.device)
-    m_idx = {kind: torch.tensor([r for r, a in enumerate(arms) if a.m_step == kind],
+    kinds = {kind: torch.tensor([r for r, a in enumerate(arms) if a.m_step == kind],
                                 dtype=torch.long, device=x.device)
              for kind in ("mixture", "least_squares")}
+    any_m_step = any(idx.numel() for idx in kinds.values())
     w = init.clone()
-    mask = _mask_bias(x.shape[-2], x.dtype, x.device)
     curves = torch.empty(3, x.shape[0], n_steps + 1, dtype=x.dtype, device=x.device)
-    snaps: dict[int, torch.Tensor] = {}
-    steps = range(n_steps + 1)
+    history: dict[int, HeadWeights] = {}
+    steps: Sequence[int] | Iterator[int] = range(n_steps + 1)
     if progress:  # imported only on request: tqdm.auto warns in kernels without ipywidgets
         from tqdm.auto import tqdm
 
         steps = tqdm(steps, leave=False)
-    start = time.perf_counter()
     for step in steps:
-        fwd = _forward(x, w, mask)
-        g = _gradients(x, y, w, fwd)
-        p = torch.softmax(fwd.z, dim=-1)
-        curves[0, :, step] = g.loss
-        curves[1, :, step] = -(p * torch.log_softmax(fwd.z, -1)).sum(-1).mean(-1)
-        curves[2, :, step] = (fwd.z.argmax(-1) == y).to(x.dtype).mean(-1)
-        if step in snapshot_steps:
-            snaps[step] = fwd.alpha.detach().cpu()
+        if step in record_steps:
+            history[step] = w.clone()
+        stats = _blocked_pass(x, y, w, block_size, gamma if any_m_step else None)
+        curves[0, :, step] = stats.loss
+        curves[1, :, step] = stats.entropy
+        curves[2, :, step] = stats.accuracy
         if step == n_steps:
             break
-        new_v = w.W_V - lr_v * g.weights.W_V
-        for kind, idx in m_idx.items():
+        g = stats.weights
+        new_v = w.W_V - lr_v * g.W_V
+        if any_m_step:
+            idx = kinds["mixture"]
             if idx.numel():
-                new_v[idx] = _m_step_update(kind, x[idx], fwd.alpha[idx], fwd.o[idx],
-                                            g.u[idx] * x.shape[-2], gamma[idx])
-        w = HeadWeights(W_Q=w.W_Q - lr_q * g.weights.W_Q, W_K=w.W_K - lr_k * g.weights.W_K,
-                        W_V=new_v, W_O=w.W_O - lr_o * g.weights.W_O)
-    seconds = time.perf_counter() - start
+                new_v[idx] = _value_weights_m_step(x[idx], stats.mass[idx],
+                                                   stats.weighted_targets[idx], 0.0)
+            idx = kinds["least_squares"]
+            if idx.numel():
+                new_v[idx] = _least_squares_value_weights(stats.routed[idx],
+                                                          stats.targets[idx], 0.0)
+        w = HeadWeights(W_Q=w.W_Q - lr_q * g.W_Q, W_K=w.W_K - lr_k * g.W_K,
+                        W_V=new_v, W_O=w.W_O - lr_o * g.W_O)
     c = curves.cpu()
-    return TrainResult(loss=c[0], entropy=c[1], accuracy=c[2], final=w, snapshots=snaps,
-                       seconds=seconds)
+    return TrainResult(loss=c[0], entropy=c[1], accuracy=c[2], final=w, history=history)
 
 
-def _m_step_update(kind: str, x: torch.Tensor, alpha: torch.Tensor, o: torch.Tensor,
-                   per_position_grad: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-    """New W_V from targets t_i = o_i - gamma dl_i/do_i: mixture M-step or least squares."""
-    targets = o - gamma * per_position_grad
-    if kind == "mixture":
-        return _value_weights_m_step(x, alpha.sum(-2), alpha.transpose(-1, -2) @ targets, 0.0)
-    routed = alpha @ x  # o = (alpha X) W_V: least squares in W_V given the routing
-    gram = routed.transpose(-1, -2) @ routed
-    return torch.linalg.solve(gram, routed.transpose(-1, -2) @ targets)
+@contextlib.contextmanager
+def _intra_op_threads(n_threads: int) -> Iterator[None]:
+    """Set torch's intra-op thread count for the block, then restore it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def train_runs(x: torch.Tensor, y: torch.Tensor, init: HeadWeights, arms: Sequence[Arm],
+               n_steps: int, record_steps: Sequence[int] = (), progress: bool | None = None,
+               block_size: int | None = None, workers: int | None = None) -> TrainResult:
+    """Full-batch training of R independent runs (run r uses arms[r]) with the blocked step.
+
+    On the CPU the runs are split into ``workers`` groups (default: torch's thread count, at
+    most R) trained in parallel Python threads, each group's tensor program single-threaded.
+    The groups never synchronise, so a busy CPU slows them down in proportion instead of
+    stalling many short parallel regions; each run's arithmetic does not depend on the
+    grouping, so the numbers are the same for any ``workers``. On CUDA all runs form one group.
+    ``block_size`` (query rows per block) defaults to the power of two that keeps a block's
+    (runs, rows, n) score tensor near 2**21 entries on the CPU (cache-sized), and to n on CUDA.
+    """
+    x = _check_inputs(x, init)
+    if x.ndim != 3:
+        raise ValueError(f"x: expected (runs, n, d_x), got shape {tuple(x.shape)}")
+    y = check_class_labels("y", y, x.shape[:-1], init.W_O.shape[-1])
+    if len(arms) != x.shape[0]:
+        raise ValueError(f"arms: expected one arm per run ({x.shape[0]}), got {len(arms)}")
+    _check_arms(arms)
+    n_steps = check_positive_int("n_steps", n_steps, minimum=0)
+    record = frozenset(check_positive_int("record_steps", int(s), minimum=0)
+                       for s in record_steps)
+    if x.device.type == "cuda":
+        workers = 1
+    elif workers is None:
+        workers = torch.get_num_threads()
+    workers = min(check_positive_int("workers", workers), x.shape[0])
+    bounds = [round(i * x.shape[0] / workers) for i in range(workers + 1)]
+    groups = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    n = x.shape[-2]
+    if block_size is None:
+        per_group = max(g.stop - g.start for g in groups)
+        fit = max(16, 2 ** 21 // (per_group * n))
+        block_size = n if x.device.type == "cuda" else min(n, 2 ** int(math.log2(fit)))
+    block_size = check_positive_int("block_size", block_size)
+
+    def run(k: int) -> TrainResult:
+        part = groups[k]
+        return _train_group(x[part], y[part], init.runs(part), arms[part], n_steps, record,
+                            block_size, bool(progress) and k == 0)
+
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+    start = time.perf_counter()
+    if x.device.type == "cuda":
+        parts = [run(0)]
+        torch.cuda.synchronize(x.device)
+    else:
+        with _intra_op_threads(1):
+            if workers == 1:
+                parts = [run(0)]
+            else:
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    parts = list(pool.map(run, range(workers)))
+    seconds = time.perf_counter() - start
+    return TrainResult(
+        loss=torch.cat([p.loss for p in parts]), entropy=torch.cat([p.entropy for p in parts]),
+        accuracy=torch.cat([p.accuracy for p in parts]),
+        final=_cat_weights([p.final for p in parts]),
+        history={s: _cat_weights([p.history[s] for p in parts]) for s in sorted(record)
+                 if s <= n_steps},
+        seconds=seconds)
+
+
+def _cat_weights(parts: Sequence[HeadWeights]) -> HeadWeights:
+    return HeadWeights(*(torch.cat(ws) for ws in zip(*(p.as_tuple() for p in parts),
+                                                      strict=True)))
 
 
 def steps_to_threshold(losses: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
     """First step whose loss is below ``threshold`` (a scalar or one per row); length if never."""
-    losses = as_tensor("losses", losses)
-    check_ndim("losses", losses, (1, 2))
-    check_finite("losses", losses)
+    losses = _float_input("losses", losses, (1, 2))
     limit = torch.as_tensor(threshold, dtype=losses.dtype, device=losses.device)
     if limit.ndim > 1 or (limit.ndim == 1 and limit.shape[0] != losses.shape[0]):
         raise ValueError(f"threshold: expected a scalar or one value per row of losses, "
@@ -636,16 +886,124 @@ def steps_to_threshold(losses: torch.Tensor, threshold: float | torch.Tensor) ->
     return torch.where(below, idx, torch.full_like(idx, n)).min(dim=-1).values
 
 
-def time_batched_vs_sequential(x: torch.Tensor, y: torch.Tensor, init: HeadWeights,
-                               arms: Sequence[Arm], n_steps: int,
-                               chunk_elements: int | None = None) -> tuple[float, float]:
-    """Seconds for R runs batched (``train_runs``' chunking), and for them one after another."""
-    batched = train_runs(x, y, init, arms, n_steps, chunk_elements=chunk_elements).seconds
-    sequential = 0.0
-    for r, arm in enumerate(arms):
-        one = HeadWeights(*(t[r:r + 1] for t in init.as_tuple()))
-        sequential += train_runs(x[r:r + 1], y[r:r + 1], one, [arm], n_steps).seconds
-    return batched, sequential
+# ----------------------------------------------------------------------------------------------
+# The conventional implementation a reader would write (for timing and agreement only)
+# ----------------------------------------------------------------------------------------------
+
+class ConventionalHead(torch.nn.Module):
+    """The head as an ``nn.Module``: full masked score matrix, autograd for the gradients."""
+
+    def __init__(self, init: HeadWeights) -> None:
+        super().__init__()
+        init.validate()
+        if init.W_Q.ndim != 2:
+            raise ValueError(f"init: expected the weights of one run (2-D matrices), got W_Q "
+                             f"of shape {tuple(init.W_Q.shape)}")
+        self.W_Q, self.W_K, self.W_V, self.W_O = (torch.nn.Parameter(w.detach().clone())
+                                                  for w in init.as_tuple())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits z = softmax(mask(Q K^T / sqrt(d_k))) V W_O for x of shape (n, d_x)."""
+        q, k, v = x @ self.W_Q, x @ self.W_K, x @ self.W_V
+        scores = q @ k.T / math.sqrt(q.shape[-1])
+        mask = torch.triu(torch.ones_like(scores, dtype=torch.bool), diagonal=1)
+        alpha = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1)
+        return alpha @ v @ self.W_O
+
+
+def conventional_train(x: torch.Tensor, y: torch.Tensor, init: HeadWeights, arm: Arm,
+                       n_steps: int) -> torch.Tensor:
+    """Train one run with ``ConventionalHead`` and ``torch.optim.SGD``; losses at 0..n_steps."""
+    _check_arms([arm])
+    if arm.m_step:
+        raise ValueError(f"arm: the conventional trainer has no M-step, got {arm.m_step!r}")
+    model = ConventionalHead(init)
+    x = _check_inputs(x, init)
+    check_ndim("x", x, 2)
+    y = check_class_labels("y", y, x.shape[:-1], init.W_O.shape[-1])
+    n_steps = check_positive_int("n_steps", n_steps, minimum=0)
+    optimiser = torch.optim.SGD([{"params": [model.W_Q], "lr": arm.lr_q},
+                                 {"params": [model.W_K], "lr": arm.lr_k},
+                                 {"params": [model.W_V], "lr": arm.lr_v},
+                                 {"params": [model.W_O], "lr": arm.lr_o}])
+    losses = torch.empty(n_steps + 1, dtype=x.dtype)
+    for step in range(n_steps + 1):
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        losses[step] = loss.detach()
+        if step == n_steps:
+            break
+        loss.backward()
+        optimiser.step()
+    return losses
+
+
+# ----------------------------------------------------------------------------------------------
+# Geometry of training: routing vs values, effective dimension
+# ----------------------------------------------------------------------------------------------
+
+def participation_ratio(features: torch.Tensor) -> torch.Tensor:
+    """Effective dimension (sum lambda)^2 / sum lambda^2 of the covariance of the rows.
+
+    ``features`` is (..., n, d); lambda are the eigenvalues of the row covariance. It is d for
+    isotropic rows, 1 for rows on a line, and between the two otherwise.
+    """
+    features = _float_input("features", features)
+    if features.shape[-2] < 2:
+        raise ValueError(f"features: expected at least 2 rows, got shape "
+                         f"{tuple(features.shape)}")
+    centred = features - features.mean(dim=-2, keepdim=True)
+    lam = torch.linalg.svdvals(centred).pow(2)
+    if bool((lam.sum(-1) == 0).any()):
+        raise ValueError("features: all rows are equal (zero covariance)")
+    return lam.sum(-1).pow(2) / lam.pow(2).sum(-1)
+
+
+@dataclass
+class TrainingGeometry:
+    """Per recorded step (runs, n_recorded): how far routing and values have moved, and PRs."""
+
+    steps: tuple[int, ...]
+    routing_change: torch.Tensor  # ||A_t - A_0||_F / ||A_T - A_0||_F
+    value_change: torch.Tensor    # ||V_t - V_0||_F / ||V_T - V_0||_F, V = X W_V
+    routing_step: torch.Tensor    # ||A_t - A_{t-1}||_F / ||A_{t-1}||_F per recorded interval
+    value_step: torch.Tensor      # ||V_t - V_{t-1}||_F / ||V_{t-1}||_F per recorded interval
+    output_pr: torch.Tensor       # participation ratio of the head outputs o_i
+    value_pr: torch.Tensor        # participation ratio of the values v_j
+
+    def half_time(self, which: str) -> torch.Tensor:
+        """(runs,) first recorded step at which 'routing' or 'value' has made half its move."""
+        if which not in ("routing", "value"):
+            raise ValueError(f"which: expected 'routing' or 'value', got {which!r}")
+        change = self.routing_change if which == "routing" else self.value_change
+        steps = torch.tensor(self.steps, dtype=torch.float64)
+        first = (change >= 0.5).to(torch.int64).argmax(dim=-1)
+        return steps[first]
+
+
+def training_geometry(x: torch.Tensor, history: dict[int, HeadWeights]) -> TrainingGeometry:
+    """Routing (attention pattern) and value trajectories of the runs in ``history``."""
+    if len(history) < 2:
+        raise ValueError("history: expected weights recorded at two or more steps")
+    steps = tuple(sorted(history))
+    x = _check_inputs(x, history[steps[0]])
+    alpha = [_forward(x, history[s]).alpha for s in steps]
+    values = [x @ history[s].W_V for s in steps]
+    outputs = [a @ v for a, v in zip(alpha, values, strict=True)]
+
+    def path(seq: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        dist = torch.stack([(t - seq[0]).flatten(-2).norm(dim=-1) for t in seq], dim=-1)
+        step = torch.stack([(b - a).flatten(-2).norm(dim=-1) / a.flatten(-2).norm(dim=-1)
+                            for a, b in zip(seq[:-1], seq[1:], strict=True)], dim=-1)
+        return dist / dist[..., -1:].clamp(min=torch.finfo(dist.dtype).tiny), step
+
+    routing_change, routing_step = path(alpha)
+    value_change, value_step = path(values)
+    return TrainingGeometry(
+        steps=steps, routing_change=routing_change.cpu(), value_change=value_change.cpu(),
+        routing_step=routing_step.cpu(), value_step=value_step.cpu(),
+        output_pr=torch.stack([participation_ratio(o) for o in outputs], -1).cpu(),
+        value_pr=torch.stack([participation_ratio(v) for v in values], -1).cpu())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -662,9 +1020,9 @@ class StickyExperiment:
     n_steps: int
     result: TrainResult
     bayes: torch.Tensor          # (n_seeds,) exact Bayes CE of each training sequence
-    bayes_heldout: torch.Tensor  # (n_seeds,) the same on the held-out sequence (seed + 10000)
     heldout_loss: torch.Tensor   # (n_seeds, n_arms) final weights on the held-out sequence
     h_min: float
+    inputs: torch.Tensor         # (n_seeds, n, d_x) the training sequences (float64, CPU)
 
     def _index(self, arm: str) -> int:
         if arm not in self.arms:
@@ -682,10 +1040,17 @@ class StickyExperiment:
         """(n_seeds,) value of a metric after the last step."""
         return self.curve(metric, arm)[:, -1]
 
+    def heldout(self, arm: str) -> torch.Tensor:
+        """(n_seeds,) loss of the final weights on the held-out sequence (seed + 10000)."""
+        return self.heldout_loss[:, self._index(arm)]
+
+    def steps_to_beat(self, fast: str = "em_like", slow: str = "sgd") -> torch.Tensor:
+        """Per seed: steps ``fast`` needs to go below ``slow``'s final loss on that seed."""
+        return steps_to_threshold(self.curve("loss", fast), self.final("loss", slow))
+
     def speedup(self, fast: str = "em_like", slow: str = "sgd") -> torch.Tensor:
         """Per seed: n_steps / (steps ``fast`` needs to beat ``slow``'s final loss on that seed)."""
-        steps = steps_to_threshold(self.curve("loss", fast), self.final("loss", slow))
-        return self.n_steps / steps.to(torch.float64)
+        return self.n_steps / self.steps_to_beat(fast, slow).to(torch.float64)
 
     def scripts_speedup(self, fast: str = "em_like", slow: str = "sgd") -> tuple[float, float]:
         """The script's metric: mean steps of ``fast`` to beat the MEAN final loss of ``slow``."""
@@ -693,12 +1058,21 @@ class StickyExperiment:
         mean_steps = float(steps.to(torch.float64).mean())
         return mean_steps, self.n_steps / mean_steps
 
+    def run_weights(self, seed_index: int, arm: str, step: int) -> HeadWeights:
+        """The recorded weights of one run at one recorded step."""
+        if step not in self.result.history:
+            raise ValueError(f"step: expected a recorded step {sorted(self.result.history)}, "
+                             f"got {step}")
+        run = seed_index * len(self.arms) + self._index(arm)
+        return self.result.history[step].runs(run)
+
 
 def sticky_experiment(seeds: Sequence[int] = AUTHORS_SEEDS,
                       arms: Sequence[str] = ("sgd", "em_like"), T: int = 2000,
                       n_steps: int = 1000, dtype: torch.dtype = torch.float32,
-                      device: torch.device | None = None, snapshot_steps: Sequence[int] = (),
-                      progress: bool | None = None) -> StickyExperiment:
+                      device: torch.device | None = None, record_steps: Sequence[int] = (),
+                      progress: bool | None = None, workers: int | None = None
+                      ) -> StickyExperiment:
     """The authors' protocol (their data, init, full-batch steps) for all seeds x arms at once."""
     if len(seeds) == 0:
         raise ValueError("seeds: expected at least one seed")
@@ -708,21 +1082,61 @@ def sticky_experiment(seeds: Sequence[int] = AUTHORS_SEEDS,
     chains = [sticky_chain(s, T) for s in seeds]
     tests = [sticky_chain(s + 10000, T) for s in seeds]
     n_arms = len(arms)
-    x = torch.stack([c.inputs for c in chains for _ in arms]).to(dtype=dtype, device=device)
-    y = torch.stack([c.targets for c in chains for _ in arms]).to(device=device)
+
+    def stack(cs: list[StickyChain]) -> tuple[torch.Tensor, torch.Tensor]:
+        xs = torch.stack([c.inputs for c in cs for _ in arms]).to(dtype=dtype, device=device)
+        return xs, torch.stack([c.targets for c in cs for _ in arms]).to(device=device)
+
+    x, y = stack(chains)
     init = init_weights([s for s in seeds for _ in arms], dtype=dtype, device=device)
     schedule = [ARMS[a] for _ in seeds for a in arms]
-    result = train_runs(x, y, init, schedule, n_steps, snapshot_steps, progress)
-    x_test = torch.stack([c.inputs for c in tests for _ in arms]).to(dtype=dtype, device=device)
-    y_test = torch.stack([c.targets for c in tests for _ in arms]).to(device=device)
+    result = train_runs(x, y, init, schedule, n_steps, record_steps, progress, workers=workers)
+    x_test, y_test = stack(tests)
     with torch.no_grad():
-        test = head_gradients(x_test, y_test, result.final).loss.view(len(seeds), n_arms)
-
-    def floor(cs: list[StickyChain]) -> torch.Tensor:
-        return torch.tensor([bayes_cross_entropy(c.inputs, c.targets, c.transition,
-                                                 c.embeddings) for c in cs])
-
+        test = blocked_head_gradients(x_test, y_test, result.final).loss.view(len(seeds), n_arms)
+    bayes = torch.tensor([bayes_cross_entropy(c.inputs, c.targets, c.transition, c.embeddings)
+                          for c in chains])
     return StickyExperiment(seeds=tuple(int(s) for s in seeds), arms=tuple(arms), T=T,
-                            n_steps=n_steps, result=result, bayes=floor(chains),
-                            bayes_heldout=floor(tests), heldout_loss=test.cpu(),
-                            h_min=minimum_entropy(chains[0].transition))
+                            n_steps=n_steps, result=result, bayes=bayes,
+                            heldout_loss=test.cpu(), h_min=minimum_entropy(chains[0].transition),
+                            inputs=torch.stack([c.inputs.to(torch.float64) for c in chains]))
+
+
+# ----------------------------------------------------------------------------------------------
+# The full-size results file
+# ----------------------------------------------------------------------------------------------
+
+_SUMMARY_METRICS = ("loss", "entropy", "accuracy", "heldout")
+
+
+def full_size_summary(exp: StickyExperiment) -> dict:
+    """The numbers the chapter reports at full size, as a JSON-ready dict (no timings)."""
+    arms = {}
+    for arm in exp.arms:
+        values = {m: exp.final(m, arm) for m in _SUMMARY_METRICS[:3]}
+        values["heldout"] = exp.heldout(arm)
+        arms[arm] = {m: [round(float(v), 6) for v in values[m]] for m in _SUMMARY_METRICS}
+    summary = {"seeds": list(exp.seeds), "T": exp.T, "n_steps": exp.n_steps,
+               "h_min": round(exp.h_min, 6), "bayes": [round(float(b), 6) for b in exp.bayes],
+               "arms": arms}
+    if "sgd" in exp.arms and "em_like" in exp.arms:
+        summary["steps_to_beat_sgd"] = [int(s) for s in exp.steps_to_beat()]
+        summary["scripts_mean_steps"] = round(exp.scripts_speedup()[0], 3)
+    return summary
+
+
+def load_full_size_summary(path: str | Path) -> dict:
+    """Read and check a results file written from :func:`full_size_summary`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path: no results file at {path}")
+    data = json.loads(path.read_text())
+    for key in ("seeds", "T", "n_steps", "h_min", "bayes", "arms"):
+        if key not in data:
+            raise ValueError(f"path: results file {path} has no {key!r}")
+    n_seeds = len(data["seeds"])
+    for arm, values in data["arms"].items():
+        for metric in _SUMMARY_METRICS:
+            if len(values.get(metric, ())) != n_seeds:
+                raise ValueError(f"path: arm {arm!r} needs {n_seeds} values of {metric!r}")
+    return data

@@ -18,7 +18,12 @@ from collections.abc import Sequence
 import sympy as sp
 import torch
 
-from gradynamics.validation import as_tensor, check_finite, check_probability_vector
+from gradynamics.validation import (
+    as_tensor,
+    check_class_labels,
+    check_finite,
+    check_probability_vector,
+)
 
 __all__ = [
     "categorical_fisher",
@@ -52,6 +57,8 @@ def softmax(z: torch.Tensor) -> torch.Tensor:
 def softmax_jacobian(p: torch.Tensor) -> torch.Tensor:
     """Softmax Jacobian ``diag(p) - p p^T`` from probabilities ``p`` (batched on leading axes)."""
     p = as_tensor("p", p)
+    if not p.is_floating_point():
+        raise ValueError(f"p: expected floating-point probabilities, got {p.dtype}")
     check_probability_vector("p", p)
     return torch.diag_embed(p) - p.unsqueeze(-1) * p.unsqueeze(-2)
 
@@ -82,16 +89,7 @@ def cross_entropy_logit_gradient(z: torch.Tensor, target: torch.Tensor) -> torch
 
 
 def _targets(z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    target = as_tensor("target", target)
-    if target.is_floating_point() or target.is_complex():
-        raise ValueError(f"target: expected integer class indices, got {target.dtype}")
-    if tuple(target.shape) != tuple(z.shape[:-1]):
-        raise ValueError(f"target: expected shape {tuple(z.shape[:-1])} (z without its last "
-                         f"axis), got {tuple(target.shape)}")
-    n = z.shape[-1]
-    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= n):
-        raise ValueError(f"target: class indices must lie in [0, {n - 1}]")
-    return target.to(device=z.device, dtype=torch.long)
+    return check_class_labels("target", target, z.shape[:-1], z.shape[-1], device=z.device)
 
 
 def monte_carlo_fisher(z: torch.Tensor, num_samples: int, repeats: int = 1,

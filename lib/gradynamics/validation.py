@@ -99,3 +99,20 @@ def check_probability_vector(name: str, p: torch.Tensor, strictly_positive: bool
     if worst > atol:
         raise ValueError(f"{name}: probabilities must sum to 1 along the last axis "
                          f"(worst deviation {worst:.3g})")
+
+
+def check_class_labels(name: str, labels: ArrayLike, shape: Sequence[int], n_classes: int,
+                       device: torch.device | None = None) -> torch.Tensor:
+    """Integer class labels of the given shape with values in [0, n_classes), as int64.
+
+    The one label validator of the library (softmax cross-entropy, attention targets, ...).
+    """
+    labels = as_tensor(name, labels)
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"{name}: expected integer class labels, got {labels.dtype}")
+    if tuple(labels.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(labels.shape)}")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+        raise ValueError(f"{name}: labels must lie in [0, {n_classes - 1}], got "
+                         f"[{int(labels.min())}, {int(labels.max())}]")
+    return labels.to(device=device if device is not None else labels.device, dtype=torch.long)
