@@ -3,6 +3,7 @@
 #   make test   unit tests + every book notebook under nbval
 #   make lab    JupyterLab on the book
 #   make sync   regenerate the output-free .ipynb of every MyST .md notebook
+#   make bench  full-size reproductions: every benchmarks/bench_*.py in turn (writes _build/bench/)
 #   make clean  remove build outputs (keeps .venv; `make distclean` removes it too)
 
 PYTHON ?= python3
@@ -13,7 +14,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 NOTEBOOKS = $(shell find book -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
 
-.PHONY: book test lab sync lint clean distclean setup
+.PHONY: book test lab sync lint clean distclean setup bench
 
 setup: $(STAMP)
 
@@ -42,6 +43,12 @@ lab: $(STAMP)
 
 sync: $(STAMP)
 	$(BIN)/python -m gradynamics.booktools sync
+
+# Full-size runs of the chapters' experiments (not run by CI); see benchmarks/README.md.
+bench: $(STAMP)
+	@set -e; for script in $$(ls benchmarks/bench_*.py | sort); do \
+		echo "== $$script"; MPLBACKEND=agg $(BIN)/python $$script; \
+	done
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis
