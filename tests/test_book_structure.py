@@ -74,6 +74,8 @@ def test_committed_notebooks_have_no_outputs():
 
 def test_pair_check_detects_drift(tmp_path):
     md = NOTEBOOKS[0]
+    for name in ("_config.yml", "references.bib"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
     copy_md = tmp_path / md.name
     copy_md.write_text(md.read_text() + "\n```{code-cell} ipython3\n1 + 1\n```\n")
     copy_ipynb = copy_md.with_suffix(".ipynb")

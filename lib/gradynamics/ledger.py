@@ -9,9 +9,12 @@ the ledger as a table (it renders itself in Jupyter and in the built book).
 from __future__ import annotations
 
 import html
+import json
 import math
 import operator
-from dataclasses import dataclass
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 _RELATIONS = {
     "<": operator.lt,
@@ -36,12 +39,38 @@ class Claim:
         return _fmt(self.measured)
 
 
+def _math(text: str) -> str:
+    """Escape ``text`` for HTML, turning inline ``$...$`` into MathJax's ``\\(...\\)``."""
+    return re.sub(r"\$([^$]+)\$", r"\\(\1\\)", html.escape(text))
+
+
 def _fmt(value: float) -> str:
     if value == 0:
         return "0"
     if abs(value) < 1e-3 or abs(value) >= 1e4:
         return f"{value:.2e}"
     return f"{value:.4g}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]],
+                   align: str = "") -> str:
+    """A Markdown table (show it with ``display(Markdown(...))``; never ``print`` a table).
+
+    ``align`` has one letter per column, ``l``/``r``/``c`` (default: all left-aligned).
+    """
+    header = [str(h) for h in header]
+    if not header:
+        raise ValueError("header: expected at least one column name")
+    align = align or "l" * len(header)
+    if len(align) != len(header) or set(align) - set("lrc"):
+        raise ValueError(f"align: expected {len(header)} letters from 'lrc', got {align!r}")
+    rules = {"l": ":---", "r": "---:", "c": ":---:"}
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rules[a] for a in align) + "|"]
+    for k, row in enumerate(rows):
+        if len(row) != len(header):
+            raise ValueError(f"rows: row {k} has {len(row)} cells, expected {len(header)}")
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
+    return "\n".join(lines)
 
 
 class ClaimsLedger:
@@ -104,19 +133,36 @@ class ClaimsLedger:
                          f"{row.relation} {_fmt(row.threshold)} | {mark} |")
         return "\n".join(lines)
 
+    def to_json(self) -> str:
+        """The ledger as JSON: ``{"chapter": ..., "rows": [{claim, method, measured, ...}]}``."""
+        return json.dumps({"chapter": self.chapter, "rows": [asdict(row) for row in self.rows]},
+                          sort_keys=True)
+
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{h}</th>" for h in
+        """The table shown under the chapter's last cell, with the rows embedded as JSON.
+
+        The ``<script type="application/json" class="gradynamics-claims">`` element is inert in
+        every notebook front end; the book's Sphinx extension (``gradynamics.sphinxext``)
+        collects it from the executed chapters to build the book-wide claims page. Inline
+        ``$...$`` in a claim is rendered as math.
+        """
+        head = "".join(f'<th scope="col">{h}</th>' for h in
                        ("#", "claim", "method", "measured", "required", "pass"))
         body = []
         for k, row in enumerate(self.rows, 1):
-            mark = "&#10003;" if row.passed else "<b>FAIL</b>"
-            cells = (str(k), html.escape(row.claim), html.escape(row.method),
-                     row.measured_text(), html.escape(f"{row.relation} {_fmt(row.threshold)}"),
-                     mark)
-            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        return (f"<table class='claims-ledger'><caption>Claims ledger: "
+            mark = "&#10003;" if row.passed else "<strong>FAIL</strong>"
+            cells = (("num", str(k)), ("claim", _math(row.claim)), ("method", _math(row.method)),
+                     ("num", row.measured_text()),
+                     ("num", html.escape(f"{row.relation} {_fmt(row.threshold)}")),
+                     ("pass", mark))
+            body.append("<tr>" + "".join(f'<td class="{c}">{v}</td>' for c, v in cells)
+                        + "</tr>")
+        data = self.to_json().replace("</", "<\\/")
+        return (f'<div class="claims-ledger-wrapper"><table class="claims-ledger '
+                f'mathjax_process tex2jax_process"><caption>Claims ledger: '
                 f"{html.escape(self.chapter)}</caption><thead><tr>{head}</tr></thead>"
-                f"<tbody>{''.join(body)}</tbody></table>")
+                f"<tbody>{''.join(body)}</tbody></table></div>"
+                f'<script type="application/json" class="gradynamics-claims">{data}</script>')
 
     def __repr__(self) -> str:
         return f"ClaimsLedger({self.chapter!r}, {len(self.rows)} claims)\n" + self.to_markdown()
