@@ -116,3 +116,20 @@ def check_class_labels(name: str, labels: ArrayLike, shape: Sequence[int], n_cla
         raise ValueError(f"{name}: labels must lie in [0, {n_classes - 1}], got "
                          f"[{int(labels.min())}, {int(labels.max())}]")
     return labels.to(device=device if device is not None else labels.device, dtype=torch.long)
+
+
+def check_same_dtype(**tensors: torch.Tensor | None) -> None:
+    """Raise if the tensors passed by keyword (``None`` skipped) have different dtypes.
+
+    The message names the first argument whose dtype differs from the first one's, e.g.
+    ``check_same_dtype(q=q, p=p)`` -> ``"p: dtype torch.float32 differs from q's torch.float64"``
+    (instead of a RuntimeError deep inside a matmul, or silent promotion).
+    """
+    items = [(name, value) for name, value in tensors.items() if value is not None]
+    if not items:
+        return
+    first_name, first = items[0]
+    for name, value in items[1:]:
+        if value.dtype != first.dtype:
+            raise ValueError(f"{name}: dtype {value.dtype} differs from {first_name}'s "
+                             f"{first.dtype}; pass tensors of one dtype")
