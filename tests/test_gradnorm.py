@@ -358,3 +358,27 @@ def test_wrapper_and_trainer_errors(tiny_digits):
         gn.quadratic_descent(h, torch.ones(1, 4, dtype=DT), [(3,)], gn.sgd(), 0.1, 2)
     with pytest.raises(ValueError, match=r"^theta0: expected shape"):
         gn.quadratic_descent(h, torch.ones(4, dtype=DT), [(2, 2)], gn.sgd(), 0.1, 2)
+
+
+def test_benchmark_smoke_on_random_data(tmp_path):
+    """benchmarks/bench_gradnorm.py (the CIFAR-100/ResNet-20 run) on random CIFAR-shaped data."""
+    import importlib.util
+    import json
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gradnorm.py"
+    spec = importlib.util.spec_from_file_location("bench_gradnorm", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "smoke.json"
+    results = bench.main(["--random-data", "--random-size", "32", "16", "--epochs", "1",
+                          "--batch-size", "16", "--width", "2", "--methods", "SGD", "GAN-D",
+                          "--device", "cpu", "--quiet", "--out", str(out)])
+    assert json.loads(out.read_text())["runs"] == json.loads(json.dumps(results["runs"]))
+    assert [r["method"] for r in results["runs"]] == ["SGD", "GAN-D"]
+    for run in results["runs"]:
+        assert 0 <= run["test_accuracy"] <= 1
+        assert len(run["layer_std_per_epoch"][0]) == len(run["layer_names"]) == 20
+    assert results["runs"][1]["max_gain"] <= 1.0
+    with pytest.raises(ValueError, match=r"^model: expected resnet20"):
+        bench.build_model("resnet18", 16)
