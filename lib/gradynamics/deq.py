@@ -49,18 +49,19 @@ leading axes batch independent instances.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from gradynamics.runtime import synchronize
 from gradynamics.validation import (
     as_tensor,
     check_finite,
     check_ndim,
     check_positive,
     check_positive_int,
+    check_same_dtype,
 )
 
 __all__ = [
@@ -91,7 +92,6 @@ __all__ = [
     "torchdeq_fixed_point",
     "train_classifier",
     "train_gd",
-    "wall_time",
 ]
 
 SOLVERS = ("linear", "fixed_point", "anderson")
@@ -137,12 +137,10 @@ def _gamma(gamma, like: torch.Tensor) -> torch.Tensor:
 
 
 def _same_dtype_device(**tensors: torch.Tensor) -> None:
+    check_same_dtype(**tensors)
     items = list(tensors.items())
     first_name, first = items[0]
     for name, tensor in items[1:]:
-        if tensor.dtype != first.dtype:
-            raise ValueError(f"{name}: dtype {tensor.dtype} differs from {first_name}'s "
-                             f"{first.dtype}")
         if tensor.device != first.device:
             raise ValueError(f"{name}: device {tensor.device} differs from {first_name}'s "
                              f"{first.device}")
@@ -738,7 +736,7 @@ def measure_backward_memory(closure: Callable[[], torch.Tensor],
 
     cuda = device is not None and torch.device(device).type == "cuda"
     if cuda:
-        torch.cuda.synchronize(device)
+        synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
@@ -748,25 +746,6 @@ def measure_backward_memory(closure: Callable[[], torch.Tensor],
     loss.backward()
     peak = None
     if cuda:
-        torch.cuda.synchronize(device)
+        synchronize(device)
         peak = int(torch.cuda.max_memory_allocated(device) - before)
     return BackwardMemory(saved_bytes=int(sum(storages.values())), peak_bytes=peak)
-
-
-def wall_time(fn: Callable[[], object], device: torch.device | None = None,
-              repeats: int = 3) -> float:
-    """Median wall time of ``fn()`` in seconds over ``repeats`` runs (CUDA synchronised)."""
-    if not callable(fn):
-        raise ValueError("fn: expected a callable")
-    repeats = check_positive_int("repeats", repeats)
-    cuda = device is not None and torch.device(device).type == "cuda"
-    times = []
-    for _ in range(repeats):
-        if cuda:
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
