@@ -1,0 +1,207 @@
+"""Unit tests of gradynamics.self_penalization (objective, gradient, slope at zero, PGD)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import pdist, squareform
+from sklearn.kernel_ridge import KernelRidge
+from sklearn.metrics.pairwise import laplacian_kernel, rbf_kernel
+
+import gradynamics as gd
+import gradynamics.self_penalization as sp
+
+F64 = torch.float64
+
+
+def additive_data(n: int, p: int, seed: int, seeds: int | None = None):
+    gen = torch.Generator().manual_seed(seed)
+    shape = (n, p) if seeds is None else (seeds, n, p)
+    X = torch.randn(*shape, generator=gen, dtype=F64)
+    y = torch.sin(X[..., 0]) + X[..., 1] ** 2
+    y = y + 0.1 * torch.randn(y.shape, generator=gen, dtype=F64)
+    return X, y - y.mean(-1, keepdim=True)
+
+
+@pytest.mark.parametrize("q", [0.5, 1.0, 2.0])
+def test_distances_match_scipy_pdist(q: float) -> None:
+    X, _ = additive_data(15, 3, 0)
+    dist = sp.feature_distances(X, q)
+    for j in range(3):
+        ref = squareform(pdist(X[:, [j]].numpy(), "minkowski", p=1.0) ** q)
+        np.testing.assert_allclose(dist.values[0, j].numpy(), ref, rtol=1e-13, atol=1e-14)
+
+
+def test_kernel_matches_sklearn() -> None:
+    X, _ = additive_data(20, 4, 1)
+    beta = torch.tensor([0.3, 0.0, 1.2, 0.05], dtype=F64)
+    K1 = sp.kernel_matrix(beta, sp.feature_distances(X, 1))[0, 0]
+    np.testing.assert_allclose(K1.numpy(), laplacian_kernel((X * beta).numpy(), gamma=1.0),
+                               rtol=1e-12, atol=1e-14)
+    K2 = sp.kernel_matrix(beta, sp.feature_distances(X, 2))[0, 0]
+    np.testing.assert_allclose(K2.numpy(), rbf_kernel((X * beta.sqrt()).numpy(), gamma=1.0),
+                               rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("q", [1.0, 2.0])
+def test_objective_is_the_inner_ridge_minimum(q: float) -> None:
+    X, y = additive_data(40, 3, 2)
+    dist, lam = sp.feature_distances(X, q), 0.03
+    beta = torch.tensor([0.4, 0.7, 0.1], dtype=F64)
+    K = sp.kernel_matrix(beta, dist)[0, 0]
+    ridge = KernelRidge(alpha=40 * lam, kernel="precomputed").fit(K.numpy(), y.numpy())
+    coef = torch.as_tensor(ridge.dual_coef_)
+    best = sp.ridge_primal_value(K, y, coef, lam)
+    value, _ = sp.objective_and_gradient(beta, dist, y, lam)
+    assert abs(float(value - best)) < 1e-12
+    assert abs(float(sp.objective(beta, dist, y, lam) - best)) < 1e-12
+    worse = sp.ridge_primal_value(K, y, coef + 1e-3 * torch.randn(40, dtype=F64), lam)
+    assert float(worse) > float(best)
+
+
+@pytest.mark.parametrize("q", [1.0, 2.0])
+def test_gradient_matches_autograd_and_finite_differences(q: float) -> None:
+    X, y = additive_data(30, 4, 3)
+    dist, lam = sp.feature_distances(X, q), 0.05
+    beta = torch.tensor([0.2, 0.5, 0.0, 0.9], dtype=F64)
+    _, grad = sp.objective_and_gradient(beta, dist, y, lam)
+    auto = torch.func.grad(lambda b: sp.objective(b, dist, y, lam))(beta)
+    gd.compare(grad, auto).assert_below(rel_tol=1e-10, label="autograd")
+    inner = torch.tensor([0.2, 0.5, 0.3, 0.9], dtype=F64)  # FD needs an interior point
+    _, grad_in = sp.objective_and_gradient(inner, dist, y, lam)
+    fd = gd.finite_difference_gradient(lambda b: sp.objective(b, dist, y, lam), inner)
+    gd.compare(grad_in, fd).assert_below(rel_tol=1e-7, label="finite differences")
+
+
+def test_batched_objective_matches_single_runs() -> None:
+    X, y = additive_data(25, 3, 4, seeds=2)
+    dist = sp.feature_distances(X, 1)
+    lam = torch.tensor([0.01, 0.1], dtype=F64)
+    beta = torch.rand(2, 2, 3, generator=torch.Generator().manual_seed(0), dtype=F64)
+    values, grads = sp.objective_and_gradient(beta, dist, y, lam)
+    assert values.shape == (2, 2) and grads.shape == (2, 2, 3)
+    for s in range(2):
+        single = sp.feature_distances(X[s], 1)
+        for k in range(2):
+            v, g = sp.objective_and_gradient(beta[s, k], single, y[s], float(lam[k]))
+            torch.testing.assert_close(values[s, k], v, rtol=1e-12, atol=0)
+            torch.testing.assert_close(grads[s, k], g, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("q", [1, 2])
+def test_gradient_at_zero_matches_general_gradient(q: int) -> None:
+    X, y = additive_data(50, 3, 5)
+    y = y + 0.3  # not centred: exercises the Sherman-Morrison mean term
+    fast = sp.gradient_at_zero(X, y, 0.02, q)
+    _, general = sp.objective_and_gradient(torch.zeros(3, dtype=F64),
+                                           sp.feature_distances(X, q), y, 0.02)
+    torch.testing.assert_close(fast, general, rtol=1e-10, atol=1e-13)
+
+
+def test_abs_pair_form_matches_brute_force() -> None:
+    gen = torch.Generator().manual_seed(6)
+    a, x = torch.randn(2, 3, 40, generator=gen, dtype=F64)
+    brute = (a[..., :, None] * a[..., None, :] * (x[..., :, None] - x[..., None, :]).abs())
+    torch.testing.assert_close(sp.abs_pair_form(a, x), brute.sum((-1, -2)))
+
+
+def test_noise_slope_mean_matches_formula() -> None:
+    X, y = additive_data(80, 2, 7)
+    dist, lam = sp.feature_distances(X, 1), 0.02
+    beta = torch.tensor([0.2, 0.8], dtype=F64)
+    cols = torch.randn(4000, 80, generator=torch.Generator().manual_seed(8), dtype=F64)
+    samples = sp.noise_slope_samples(beta, dist, y, lam, cols)
+    predicted = sp.expected_noise_slope(beta, dist, y, lam, sp.distance_moment(1))
+    stderr = samples.std() / 4000**0.5
+    assert abs(float(samples.mean() - predicted)) < 4 * float(stderr)
+    # one sample equals the gradient of the problem with the column appended
+    X_aug = torch.cat([X, cols[0, :, None]], dim=1)
+    _, grad = sp.objective_and_gradient(torch.cat([beta, beta.new_zeros(1)]),
+                                        sp.feature_distances(X_aug, 1), y, lam)
+    torch.testing.assert_close(samples[0], grad[-1], rtol=1e-10, atol=1e-14)
+
+
+def test_distance_moment_by_monte_carlo() -> None:
+    gen = torch.Generator().manual_seed(9)
+    z = torch.randn(2, 400_000, generator=gen, dtype=F64)
+    for q in (0.5, 1.0, 2.0):
+        mc = float(((z[0] - z[1]).abs() ** q).mean())
+        assert abs(mc - sp.distance_moment(q)) < 0.01 * sp.distance_moment(q)
+
+
+def test_pgd_exact_zeros_kkt_and_no_reentry() -> None:
+    X, y = additive_data(120, 6, 10)
+    dist = sp.feature_distances(X, 1)
+    res = sp.projected_gradient_descent(0.1, dist, y, 0.02, tol=1e-8, max_iter=3000,
+                                        record_path=True)
+    beta, grad = res.beta[0, 0], res.gradient[0, 0]
+    assert bool(res.converged.all())
+    assert torch.equal(beta[2:], torch.zeros(4, dtype=F64))   # exact zeros
+    assert bool((beta[:2] > 0).all())
+    assert float(grad[beta == 0].min()) > 0
+    assert float(grad[beta > 0].abs().max()) < 1e-6
+    assert bool((res.first_zero[0, 0, 2:] > 0).all()) and not bool(res.reentered.any())
+    path = res.path[:, 0, 0]
+    values = torch.stack([sp.objective(b, dist, y, 0.02) for b in path])
+    assert bool((values[1:] <= values[:-1] + 1e-15).all())   # Armijo: monotone decrease
+    assert res.path.shape[0] == int(res.n_iter.max()) + 1
+
+
+def test_pgd_batched_equals_single() -> None:
+    X, y = additive_data(60, 4, 11, seeds=3)
+    lam = torch.tensor([0.01, 0.05], dtype=F64)
+    dist = sp.feature_distances(X, 1)
+    batched = sp.projected_gradient_descent(0.05, dist, y, lam, tol=1e-6)
+    for s in (0, 2):
+        single = sp.projected_gradient_descent(0.05, sp.feature_distances(X[s], 1), y[s],
+                                               float(lam[1]), tol=1e-6)
+        torch.testing.assert_close(batched.beta[s, 1], single.beta[0, 0], rtol=0, atol=1e-12)
+        assert int(batched.n_iter[s, 1]) == int(single.n_iter[0, 0])
+
+
+def test_selected_support_is_exact_positivity() -> None:
+    beta = torch.tensor([0.0, 1e-300, 0.5], dtype=F64)
+    assert sp.selected_support(beta).tolist() == [False, True, True]
+
+
+def test_errors_name_the_argument() -> None:
+    X, y = additive_data(10, 2, 12)
+    dist = sp.feature_distances(X, 1)
+    beta = torch.zeros(2, dtype=F64)
+    with pytest.raises(ValueError, match=r"^X: "):
+        sp.feature_distances(torch.zeros(3), 1)
+    with pytest.raises(ValueError, match=r"^q: "):
+        sp.feature_distances(X, 3)
+    with pytest.raises(ValueError, match=r"^beta: "):
+        sp.objective_and_gradient(-torch.ones(2, dtype=F64), dist, y, 0.1)
+    with pytest.raises(ValueError, match=r"^beta: "):
+        sp.objective(torch.zeros(2, dtype=torch.float32), dist, y, 0.1)
+    with pytest.raises(ValueError, match=r"^y: "):
+        sp.objective_and_gradient(beta, dist, y[:5], 0.1)
+    with pytest.raises(ValueError, match=r"^lam: "):
+        sp.objective_and_gradient(beta, dist, y, -1.0)
+    with pytest.raises(ValueError, match=r"^dist: "):
+        sp.kernel_matrix(beta, X)
+    with pytest.raises(ValueError, match=r"^step: "):
+        sp.projected_gradient_descent(0.1, dist, y, 0.1, step=0.0)
+    with pytest.raises(ValueError, match=r"^shrink: "):
+        sp.projected_gradient_descent(0.1, dist, y, 0.1, shrink=1.5)
+    with pytest.raises(ValueError, match=r"^beta0: "):
+        sp.projected_gradient_descent(-0.1, dist, y, 0.1)
+    with pytest.raises(ValueError, match=r"^max_iter: "):
+        sp.projected_gradient_descent(0.1, dist, y, 0.1, max_iter=0)
+    with pytest.raises(ValueError, match=r"^K: "):
+        sp.ridge_primal_value(torch.zeros(2, 3, dtype=F64), y, y, 0.1)
+    with pytest.raises(ValueError, match=r"^moment: "):
+        sp.expected_noise_slope(beta, dist, y, 0.1, -1.0)
+    with pytest.raises(ValueError, match=r"^columns: "):
+        sp.noise_slope_samples(beta, dist, y, 0.1, torch.zeros(3, 4, dtype=F64))
+    with pytest.raises(ValueError, match=r"^q: "):
+        sp.gradient_at_zero(X, y, 0.1, 3)
+    with pytest.raises(ValueError, match=r"^X and y: "):
+        sp.gradient_at_zero(X, y[:4], 0.1, 1)
+    with pytest.raises(ValueError, match=r"^a and x: "):
+        sp.abs_pair_form(y, y[:3])
+    with pytest.raises(ValueError, match=r"^beta: "):
+        sp.selected_support(-beta - 1)
