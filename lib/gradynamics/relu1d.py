@@ -29,8 +29,9 @@ Geometry of a neuron: knot :math:`e_i = -b_i / a_i`, slope jump :math:`c_i |a_i|
     r_i^2 = \tfrac12\big(\sqrt{\delta_i^2 + 4u_i^2} - \delta_i\big),
 
 with :math:`G(u, \theta) = L`. Kernel regime: the first layer frozen at its law :math:`q(a, b)`,
-the minimum-norm fit of :math:`c` tends (width to infinity) to the interpolant minimising
-:math:`\int f''(x)^2 / \nu(x)\,dx` with the curvature weight
+the minimum-norm fit of :math:`c` tends (width to infinity) to the interpolant of the kernel
+:math:`K(x, x') = \mathbb E_q\big[[a x + b]_+ [a x' + b]_+\big]`. With an unpenalised affine term
+added, that interpolant minimises :math:`\int f''(x)^2 / \nu(x)\,dx` with the curvature weight
 
 .. math::
 
@@ -38,13 +39,20 @@ the minimum-norm fit of :math:`c` tends (width to infinity) to the interpolant m
 
 which is :math:`2\sigma_a^3\sigma_b^3 / (\pi(\sigma_a^2 x^2 + \sigma_b^2)^2)` for
 :math:`(a, b) \sim \mathcal N(0, \mathrm{diag}(\sigma_a^2, \sigma_b^2))` and the constant
-:math:`1/(2M)` on :math:`(-M, M)` for :math:`a = \pm 1`, :math:`b \sim U[-M, M]` (natural cubic
-spline). The weighted spline is computed from its representer system (scipy has no spline
-routine with a position-dependent curvature weight); the constant-weight case is cross-checked
-against ``scipy.interpolate.CubicSpline(bc_type='natural')`` and
+:math:`1/(2M)` on :math:`(-M, M)` for :math:`a = \pm 1`, :math:`b \sim U[-M, M]`: with the affine
+term the uniform law gives exactly the natural cubic spline. Without it the limit is the kernel
+interpolant of :func:`uniform_feature_kernel` (closed form), a cubic spline on :math:`[-M, M]` whose
+end conditions come from a finite penalty on the affine part; it is *not* the natural cubic
+spline on the data range. The weighted spline is computed from its representer system (scipy
+has no spline routine with a position-dependent curvature weight); the constant-weight case
+is cross-checked against ``scipy.interpolate.CubicSpline(bc_type='natural')`` and
 ``scipy.interpolate.make_smoothing_spline``.
 
 Parameters are batched: ``a, b, c`` have shape ``(..., m)``, the data ``x, y`` shape ``(n,)``.
+Public functions validate their input and raise ``ValueError`` naming the argument; the
+training loop runs private, unchecked kernels. One forward pass (:func:`_preact`) serves every
+function: the first layer is stored as ``ab`` of shape ``(..., m, 2)`` and the inputs as the
+design ``X = [x, 1]`` of shape ``(n, 2)``, so that the pre-activations are ``ab @ X^T``.
 """
 
 from __future__ import annotations
@@ -61,11 +69,11 @@ from gradynamics.validation import as_tensor, check_finite, check_positive, chec
 
 __all__ = [
     "Params",
+    "SweepResult",
     "TrainResult",
     "conserved_quantity",
     "curvature_weight_gaussian",
     "curvature_weight_uniform",
-    "evaluate",
     "gd_train",
     "init_params",
     "knot_displacement",
@@ -73,19 +81,20 @@ __all__ = [
     "knots",
     "layer_scales",
     "linear_interpolant",
+    "linearized_fit",
     "loss",
     "loss_gradients",
     "natural_cubic_spline",
+    "random_feature_limit",
     "random_feature_min_norm",
     "reduced_coordinates",
     "reduced_velocity",
     "regime_sweep",
-    "SweepResult",
     "relu_net",
-    "slope_jumps",
     "slope_mass_near_data",
     "sup_distance",
     "tangent_kernel",
+    "uniform_feature_kernel",
     "weighted_spline",
 ]
 
@@ -98,114 +107,155 @@ class Params:
     b: torch.Tensor
     c: torch.Tensor
 
-    def detach(self) -> Params:
-        """A detached copy (no autograd history)."""
-        return Params(self.a.detach().clone(), self.b.detach().clone(), self.c.detach().clone())
 
-
-def _check_params(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
+# ------------------------------------------------------------------------------ validation
+def _check_params(*values: torch.Tensor, names: Sequence[str]) -> tuple[torch.Tensor, ...]:
+    """Same-shape, same-dtype, finite floating tensors of shape (..., m); errors name ``names``."""
     out = []
-    for name, value in (("a", a), ("b", b), ("c", c)):
+    for name, value in zip(names, values, strict=True):
         t = as_tensor(name, value)
         if not t.is_floating_point():
             raise ValueError(f"{name}: expected a floating-point tensor, got {t.dtype}")
         if t.ndim < 1 or t.shape[-1] < 1:
             raise ValueError(f"{name}: expected shape (..., m) with m >= 1, got {tuple(t.shape)}")
-        check_finite(name, t)
         out.append(t)
-    if not (out[0].shape == out[1].shape == out[2].shape):
-        raise ValueError(f"a, b, c: shapes differ, {tuple(out[0].shape)}, {tuple(out[1].shape)}, "
-                         f"{tuple(out[2].shape)}")
+    first, ref = names[0], out[0]
+    for name, t in zip(names[1:], out[1:], strict=True):
+        if t.dtype != ref.dtype:
+            raise ValueError(f"{name}: dtype {t.dtype} differs from {first}'s {ref.dtype}")
+        if t.device != ref.device:
+            raise ValueError(f"{name}: device {t.device} differs from {first}'s {ref.device}")
+        if t.shape != ref.shape:
+            raise ValueError(f"{name}: shape {tuple(t.shape)} differs from {first}'s "
+                             f"{tuple(ref.shape)}")
+    for name, t in zip(names, out, strict=True):
+        check_finite(name, t)
     return tuple(out)
 
 
-def _check_points(name: str, x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    t = as_tensor(name, x, dtype=like.dtype, device=like.device)
+def _match_dtype(name: str, value, like: torch.Tensor, like_name: str) -> torch.Tensor:
+    if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != like.dtype:
+        raise ValueError(f"{name}: dtype {value.dtype} differs from {like_name}'s {like.dtype}")
+    return as_tensor(name, value, dtype=like.dtype, device=like.device)
+
+
+def _check_points(name: str, x, like: torch.Tensor, like_name: str) -> torch.Tensor:
+    t = _match_dtype(name, x, like, like_name)
     if t.ndim != 1 or t.numel() < 1:
         raise ValueError(f"{name}: expected a non-empty 1-D tensor of inputs, got {tuple(t.shape)}")
     check_finite(name, t)
     return t
 
 
-def _check_data(x: torch.Tensor, y: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    x = _check_points("x", x, like)
-    y = as_tensor("y", y, dtype=like.dtype, device=like.device)
-    if y.ndim < 1 or y.shape[-1] != x.shape[0]:
-        raise ValueError(f"y: expected shape (..., {x.shape[0]}) like x, got {tuple(y.shape)}")
-    check_finite("y", y)
-    return x, y
+def _check_targets(name: str, y, x: torch.Tensor, like: torch.Tensor,
+                   like_name: str) -> torch.Tensor:
+    t = _match_dtype(name, y, like, like_name)
+    if t.ndim < 1 or t.shape[-1] != x.shape[0]:
+        raise ValueError(f"{name}: expected shape (..., {x.shape[0]}) like x, got {tuple(t.shape)}")
+    check_finite(name, t)
+    return t
+
+
+# ------------------------------------------------------------- the forward pass (one copy)
+def _design(x: torch.Tensor) -> torch.Tensor:
+    """Inputs as rows ``[x_j, 1]``, shape (n, 2)."""
+    return torch.stack([x, torch.ones_like(x)], dim=-1)
+
+
+def _stack(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """First layer as ``ab`` of shape (..., m, 2)."""
+    return torch.stack([a, b], dim=-1)
+
+
+def _preact(ab: torch.Tensor, design: torch.Tensor) -> torch.Tensor:
+    """Pre-activations ``a_i x_j + b_i``, shape (..., m, n)."""
+    return ab @ design.mT
+
+
+def _net(design: torch.Tensor, ab: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    return (c.unsqueeze(-2) @ _preact(ab, design).clamp_min(0)).squeeze(-2)
+
+
+def _grad_core(design, y, ab, c):
+    """Gradients w.r.t. ``ab`` (..., m, 2) and ``c``, and the residuals, for the square loss."""
+    pre = _preact(ab, design)                                   # (..., m, n)
+    hidden = pre.clamp_min(0)
+    rho = (c.unsqueeze(-2) @ hidden).squeeze(-2) - y            # (..., n)
+    grad_c = (hidden @ rho.unsqueeze(-1)).squeeze(-1)
+    act_rho = (pre > 0) * rho.unsqueeze(-2)                      # (..., m, n)
+    grad_ab = c.unsqueeze(-1) * (act_rho @ design)              # (..., m, 2)
+    return grad_ab, grad_c, rho
+
+
+def _gradients(x, y, a, b, c):
+    grad_ab, grad_c, rho = _grad_core(_design(x), y, _stack(a, b), c)
+    return grad_ab[..., 0], grad_ab[..., 1], grad_c, 0.5 * (rho ** 2).sum(-1)
 
 
 # --------------------------------------------------------------------------------- the network
-def relu_net(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """Network output ``sum_i c_i [a_i x + b_i]_+``, shape (..., n) for inputs x of shape (n,)."""
-    a, b, c = _check_params(a, b, c)
-    x = _check_points("x", x, a)
-    pre = a.unsqueeze(-1) * x + b.unsqueeze(-1)
-    return (c.unsqueeze(-2) @ pre.clamp_min(0)).squeeze(-2)
+def relu_net(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
+             chunk: int = 4096) -> torch.Tensor:
+    """Network output ``sum_i c_i [a_i x + b_i]_+``, shape (..., n) for inputs x of shape (n,).
 
-
-def evaluate(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
-             chunk: int = 256) -> torch.Tensor:
-    """:func:`relu_net` in chunks of ``chunk`` inputs (for very wide networks on long grids)."""
-    check_positive_int("chunk", chunk)
-    a, b, c = _check_params(a, b, c)
-    x = _check_points("x", x, a)
-    with torch.no_grad():
-        return torch.cat([relu_net(x[k:k + chunk], a, b, c) for k in range(0, x.numel(), chunk)],
-                         dim=-1)
+    Inputs are processed ``chunk`` at a time (wide networks on long grids); autograd works.
+    """
+    chunk = check_positive_int("chunk", chunk)
+    a, b, c = _check_params(a, b, c, names=("a", "b", "c"))
+    x = _check_points("x", x, a, "a")
+    ab = _stack(a, b)
+    return torch.cat([_net(_design(x[k:k + chunk]), ab, c) for k in range(0, x.numel(), chunk)],
+                     dim=-1)
 
 
 def loss(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
          c: torch.Tensor) -> torch.Tensor:
     """Square loss ``0.5 * sum_j (f(x_j) - y_j)^2``, one value per batch entry."""
-    a, b, c = _check_params(a, b, c)
-    x, y = _check_data(x, y, a)
-    return 0.5 * ((relu_net(x, a, b, c) - y) ** 2).sum(-1)
-
-
-def _gradients(x, y, a, b, c):
-    pre = a.unsqueeze(-1) * x + b.unsqueeze(-1)              # (..., m, n)
-    act = (pre > 0).to(a.dtype)
-    hidden = pre * act
-    rho = (c.unsqueeze(-2) @ hidden).squeeze(-2) - y         # (..., n)
-    grad_c = (hidden @ rho.unsqueeze(-1)).squeeze(-1)
-    act_rho = act * rho.unsqueeze(-2)
-    grad_b = c * act_rho.sum(-1)
-    grad_a = c * (act_rho @ x.unsqueeze(-1)).squeeze(-1)
-    return grad_a, grad_b, grad_c, 0.5 * (rho ** 2).sum(-1)
+    a, b, c = _check_params(a, b, c, names=("a", "b", "c"))
+    x = _check_points("x", x, a, "a")
+    y = _check_targets("y", y, x, a, "a")
+    return 0.5 * ((_net(_design(x), _stack(a, b), c) - y) ** 2).sum(-1)
 
 
 def loss_gradients(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
                    c: torch.Tensor) -> tuple[Params, torch.Tensor]:
     """Closed-form gradient of :func:`loss` with respect to (a, b, c), and the loss itself."""
-    a, b, c = _check_params(a, b, c)
-    x, y = _check_data(x, y, a)
+    a, b, c = _check_params(a, b, c, names=("a", "b", "c"))
+    x = _check_points("x", x, a, "a")
+    y = _check_targets("y", y, x, a, "a")
     grad_a, grad_b, grad_c, value = _gradients(x, y, a, b, c)
     return Params(grad_a, grad_b, grad_c), value
 
 
-def tangent_kernel(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
-                   c: torch.Tensor) -> torch.Tensor:
-    """Tangent kernel ``J J^T`` (shape (..., n, n)) of f(x_1..x_n) w.r.t. (a, b, c)."""
-    a, b, c = _check_params(a, b, c)
-    x = _check_points("x", x, a)
-    pre = a.unsqueeze(-1) * x + b.unsqueeze(-1)
-    hidden = pre.clamp_min(0)
-    weighted = (pre > 0).to(a.dtype) * c.abs().unsqueeze(-1)           # (..., m, n)
-    first = weighted.transpose(-1, -2) @ weighted * (x.unsqueeze(-1) * x + 1)
-    return hidden.transpose(-1, -2) @ hidden + first
+def _tangent_kernel(x, x2, a, b, c):
+    ab = _stack(a, b)
+    d1, d2 = _design(x), _design(x2)
+    pre1, pre2 = _preact(ab, d1), _preact(ab, d2)
+    weighted = (pre1 > 0) * (c ** 2).unsqueeze(-1)
+    first = (weighted.mT @ (pre2 > 0).to(a.dtype)) * (d1 @ d2.mT)
+    return pre1.clamp_min(0).mT @ pre2.clamp_min(0) + first
+
+
+def tangent_kernel(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
+                   x2: torch.Tensor | None = None) -> torch.Tensor:
+    """Tangent kernel ``J(x) J(x2)^T`` (shape (..., n, n2)) w.r.t. (a, b, c); x2 defaults to x."""
+    a, b, c = _check_params(a, b, c, names=("a", "b", "c"))
+    x = _check_points("x", x, a, "a")
+    x2 = x if x2 is None else _check_points("x2", x2, a, "a")
+    return _tangent_kernel(x, x2, a, b, c)
 
 
 # ---------------------------------------------------------------------------- initialisation
-def layer_scales(ratio: float | torch.Tensor, size: float) -> tuple:
-    """Scales ``(s_ab, s_c)`` with ``s_ab / s_c = ratio`` and ``s_ab * s_c = size``."""
-    size = check_positive("size", size)
-    r = torch.as_tensor(ratio, dtype=torch.float64)
-    if not bool(torch.isfinite(r).all()) or bool((r <= 0).any()):
-        raise ValueError(f"ratio: expected finite positive values, got {ratio!r}")
-    s_ab, s_c = torch.sqrt(size * r), torch.sqrt(size / r)
-    if r.ndim == 0:
+def layer_scales(ratio: float | torch.Tensor, size: float | torch.Tensor) -> tuple:
+    """Scales ``(s_ab, s_c)`` with ``s_ab / s_c = ratio`` and ``s_ab * s_c = size`` (broadcast)."""
+    out = []
+    for name, value in (("ratio", ratio), ("size", size)):
+        t = as_tensor(name, value, dtype=torch.float64)
+        if not bool(torch.isfinite(t).all()) or bool((t <= 0).any()):
+            raise ValueError(f"{name}: expected finite positive values, got {value!r}")
+        out.append(t)
+    r, s = out
+    s_ab, s_c = torch.sqrt(s * r), torch.sqrt(s / r)
+    if s_ab.ndim == 0:
         return float(s_ab), float(s_c)
     return s_ab, s_c
 
@@ -217,9 +267,9 @@ def init_params(m: int, scale_ab: float | torch.Tensor, scale_c: float | torch.T
     """Random parameters of shape (*batch, m): first layer times ``scale_ab``, c ~ scale_c N(0,1).
 
     ``law='gaussian'``: (a, b) ~ N(0, I). ``law='uniform'``: a = +-1, b ~ U[-M, M] with
-    M = ``knot_range`` (knots uniform on [-M, M]). Scales may be tensors broadcasting to
-    ``batch`` (one value per arm of a sweep). Set the width scaling by passing e.g.
-    ``scale_c = kappa * m ** -gamma``.
+    M = ``knot_range`` (knots uniform on [-M, M]). Scales may be tensors of shape ``batch``
+    (one value per arm of a sweep). The random numbers are drawn on the CPU from ``generator``,
+    so the same seed gives the same network on every device.
     """
     m = check_positive_int("m", m)
     batch = tuple(check_positive_int("batch", k) for k in batch)
@@ -229,7 +279,7 @@ def init_params(m: int, scale_ab: float | torch.Tensor, scale_c: float | torch.T
     shape = (*batch, m)
     scales = []
     for name, s in (("scale_ab", scale_ab), ("scale_c", scale_c)):
-        t = torch.as_tensor(s, dtype=dtype)
+        t = as_tensor(name, s, dtype=dtype)
         if not bool(torch.isfinite(t).all()) or bool((t < 0).any()):
             raise ValueError(f"{name}: expected finite non-negative scales, got {s!r}")
         if t.ndim:
@@ -237,7 +287,7 @@ def init_params(m: int, scale_ab: float | torch.Tensor, scale_c: float | torch.T
                 raise ValueError(f"{name}: expected a scalar or shape {batch}, "
                                  f"got {tuple(t.shape)}")
             t = t.unsqueeze(-1)
-        scales.append(t.to(device))
+        scales.append(t.cpu())
     s_ab, s_c = scales
     if law == "gaussian":
         a = torch.randn(shape, generator=generator, dtype=dtype)
@@ -246,58 +296,44 @@ def init_params(m: int, scale_ab: float | torch.Tensor, scale_c: float | torch.T
         a = torch.randint(0, 2, shape, generator=generator).to(dtype) * 2 - 1
         b = (torch.rand(shape, generator=generator, dtype=dtype) * 2 - 1) * knot_range
     c = torch.randn(shape, generator=generator, dtype=dtype)
-    a, b, c = (t.to(device) for t in (a, b, c))
-    return Params(a * s_ab, b * s_ab, c * s_c)
+    return Params(*((t * s).to(device) for t, s in ((a, s_ab), (b, s_ab), (c, s_c))))
 
 
 # ------------------------------------------------------------------------------ geometry
 def knots(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Knot positions ``e_i = -b_i / a_i`` (inf where a_i = 0)."""
-    a, b, _ = _check_params(a, b, torch.zeros_like(torch.as_tensor(a)))
+    a, b = _check_params(a, b, names=("a", "b"))
     return -b / a
-
-
-def slope_jumps(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """Slope jump of f at each knot, ``c_i |a_i|`` (the atoms of f'')."""
-    a, _, c = _check_params(a, torch.zeros_like(torch.as_tensor(a)), c)
-    return c * a.abs()
 
 
 def conserved_quantity(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """``delta_i = c_i^2 - a_i^2 - b_i^2``, constant along the gradient flow."""
-    a, b, c = _check_params(a, b, c)
+    a, b, c = _check_params(a, b, c, names=("a", "b", "c"))
     return c ** 2 - a ** 2 - b ** 2
 
 
 def reduced_coordinates(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> dict:
     """Non-redundant coordinates: ``u = c r``, ``theta = atan2(b, a)``, with ``r`` and ``delta``."""
-    a, b, c = _check_params(a, b, c)
+    a, b, c = _check_params(a, b, c, names=("a", "b", "c"))
     r = torch.sqrt(a ** 2 + b ** 2)
     return {"u": c * r, "theta": torch.atan2(b, a), "r": r, "delta": c ** 2 - r ** 2}
-
-
-def _reduced_partials(x, y, u, theta):
-    cos, sin = torch.cos(theta), torch.sin(theta)
-    pre = cos.unsqueeze(-1) * x + sin.unsqueeze(-1)
-    act = (pre > 0).to(u.dtype)
-    rho = (u.unsqueeze(-2) @ (pre * act)).squeeze(-2) - y
-    g_u = ((pre * act) @ rho.unsqueeze(-1)).squeeze(-1)
-    dpre = cos.unsqueeze(-1) - x * sin.unsqueeze(-1)
-    g_theta = u * ((act * dpre) @ rho.unsqueeze(-1)).squeeze(-1)
-    return g_u, g_theta
 
 
 def reduced_velocity(x: torch.Tensor, y: torch.Tensor, u: torch.Tensor, theta: torch.Tensor,
                      delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient-flow velocity ``(du/dt, dtheta/dt)`` in the coordinates (u, theta) given delta."""
-    u, theta, delta = _check_params(u, theta, delta)
-    x, y = _check_data(x, y, u)
-    g_u, g_theta = _reduced_partials(x, y, u, theta)
+    u, theta, delta = _check_params(u, theta, delta, names=("u", "theta", "delta"))
+    x = _check_points("x", x, u, "u")
+    y = _check_targets("y", y, x, u, "u")
     speed = torch.sqrt(delta ** 2 + 4 * u ** 2)
     r2 = 0.5 * (speed - delta)
     if bool((r2 <= 0).any()):
-        raise ValueError("u, delta: r^2 = (sqrt(delta^2 + 4u^2) - delta)/2 must be > 0")
-    return -speed * g_u, -g_theta / r2
+        raise ValueError("delta: r^2 = (sqrt(delta^2 + 4u^2) - delta)/2 must be > 0 "
+                         "(u = 0 with delta >= 0 has no angle)")
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    # G(u, theta) = L(a=cos, b=sin, c=u): dG/du = dL/dc, dG/dtheta = cos dL/db - sin dL/da.
+    g_a, g_b, g_u, _ = _gradients(x, y, cos, sin, u)
+    return -speed * g_u, -(cos * g_b - sin * g_a) / r2
 
 
 def knot_velocity(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
@@ -307,18 +343,14 @@ def knot_velocity(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Te
     The force is ``dL/de`` at fixed (a, c): ``-c a sum_{j active} rho_j``, piecewise constant
     in e between consecutive data points (at fixed residuals).
     """
-    a, b, c = _check_params(a, b, c)
-    x, y = _check_data(x, y, a)
+    a, b, c = _check_params(a, b, c, names=("a", "b", "c"))
+    x = _check_points("x", x, a, "a")
+    y = _check_targets("y", y, x, a, "a")
     if bool((a == 0).any()):
         raise ValueError("a: knots are undefined where a_i = 0")
-    pre = a.unsqueeze(-1) * x + b.unsqueeze(-1)
-    act = (pre > 0).to(a.dtype)
-    rho = (c.unsqueeze(-2) @ (pre * act)).squeeze(-2) - y
+    g_a, g_b, _, _ = _gradients(x, y, a, b, c)
     e = -b / a
-    act_rho = act * rho.unsqueeze(-2)
-    velocity = (c / a) * (act_rho.sum(-1) + e * (act_rho @ x.unsqueeze(-1)).squeeze(-1))
-    force = -c * a * act_rho.sum(-1)
-    return velocity, force
+    return (g_b + e * g_a) / a, -a * g_b
 
 
 # ------------------------------------------------------------------------------- training
@@ -339,75 +371,149 @@ class TrainResult:
         return -self.b / self.a
 
 
-def gd_train(x: torch.Tensor, y: torch.Tensor, init: Params, lr: float | torch.Tensor,
-             steps: int, record: Sequence[int] | None = None,
-             progress: bool | None = False) -> TrainResult:
-    """Full-batch GD on all of (a, b, c) from ``init`` (batched; ``lr`` may be one per arm).
-
-    ``record`` lists the step counts at which parameters and loss are stored (step 0 = init);
-    the default is the init and the end. ``progress=None`` shows a tqdm bar only in a terminal.
-    """
-    a, b, c = (t.detach().clone() for t in _check_params(init.a, init.b, init.c))
-    x, y = _check_data(x, y, a)
-    steps = check_positive_int("steps", steps, minimum=0)
-    eta = as_tensor("lr", lr, dtype=a.dtype, device=a.device)
+def _check_lr(lr, like: torch.Tensor) -> torch.Tensor:
+    eta = _match_dtype("lr", lr, like, "init.a")
     check_finite("lr", eta)
     if bool((eta <= 0).any()):
         raise ValueError(f"lr: expected positive step sizes, got {lr!r}")
-    if eta.ndim:
-        if eta.shape != a.shape[:-1]:
-            raise ValueError(f"lr: expected a scalar or shape {tuple(a.shape[:-1])}, "
-                             f"got {tuple(eta.shape)}")
-        eta = eta.unsqueeze(-1)
-    wanted = sorted(set(record)) if record is not None else [0, steps]
-    if any(int(k) < 0 or int(k) > steps for k in wanted):
-        raise ValueError(f"record: step counts must lie in [0, {steps}]")
-    wanted_set = set(int(k) for k in wanted)
-    snaps: dict[str, list] = {"a": [], "b": [], "c": [], "loss": []}
-    from tqdm.auto import trange
+    if eta.ndim and eta.shape != like.shape[:-1]:
+        raise ValueError(f"lr: expected a scalar or shape {tuple(like.shape[:-1])}, "
+                         f"got {tuple(eta.shape)}")
+    return eta
 
-    # The tensors are tiny: on a CPU, intra-op threads cost more than they save (measured 10-15x
-    # slower with 2 threads on a loaded 2-core machine), so the loop runs single-threaded.
-    threads = torch.get_num_threads()
-    if a.device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        for k in trange(steps + 1, disable=None if progress is None else not progress,
-                        leave=False):
-            grad_a, grad_b, grad_c, value = _gradients(x, y, a, b, c)
-            if k in wanted_set:
-                for key, t in (("a", a), ("b", b), ("c", c), ("loss", value)):
-                    snaps[key].append(t.clone())
-            if k == steps:
-                break
-            a = a - eta * grad_a
-            b = b - eta * grad_b
-            c = c - eta * grad_c
-    finally:
-        torch.set_num_threads(threads)
-    if not bool(torch.isfinite(value).all()):
+
+def _check_steps(steps, batch: tuple) -> tuple[int, torch.Tensor | None]:
+    """``steps`` as an int, or one count per arm (arms stop after their own count)."""
+    if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool):
+        return check_positive_int("steps", steps, minimum=0), None
+    t = as_tensor("steps", steps)
+    if t.is_floating_point() or t.is_complex():
+        raise ValueError(f"steps: expected integers, got dtype {t.dtype}")
+    if tuple(t.shape) != batch:
+        raise ValueError(f"steps: expected an integer or shape {batch}, got {tuple(t.shape)}")
+    if bool((t < 0).any()):
+        raise ValueError("steps: expected counts >= 0")
+    return int(t.max()), t.to(torch.int64)
+
+
+def _gd_loop(design, y, ab, c, eta, total, wanted, stop=None, progress=False):
+    """Unchecked full-batch GD on (ab, c); ``eta`` is a scalar or one step per arm."""
+    ab, c = ab.clone(), c.clone()
+    eta_c = eta.unsqueeze(-1) if eta.ndim else eta
+    eta_ab = eta_c.unsqueeze(-1) if eta.ndim else eta
+    changes = set() if stop is None else {int(s) for s in stop.unique()}
+    snaps: dict[str, list] = {"ab": [], "c": [], "loss": []}
+    steps = range(total + 1)
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, leave=False)
+    for k in steps:
+        if k in changes:
+            eta_c = (eta * (k < stop).to(eta.device)).unsqueeze(-1)
+            eta_ab = eta_c.unsqueeze(-1)
+        if k in wanted:
+            rho = _net(design, ab, c) - y
+            snaps["ab"].append(ab.clone())
+            snaps["c"].append(c.clone())
+            snaps["loss"].append(0.5 * (rho ** 2).sum(-1))
+        if k == total:
+            break
+        grad_ab, grad_c, _ = _grad_core(design, y, ab, c)
+        ab.addcmul_(eta_ab, grad_ab, value=-1.0)
+        c.addcmul_(eta_c, grad_c, value=-1.0)
+    return ab, c, snaps
+
+
+def gd_train(x: torch.Tensor, y: torch.Tensor, init: Params, lr: float | torch.Tensor,
+             steps: int | torch.Tensor, record: Sequence[int] | None = None,
+             progress: bool = False) -> TrainResult:
+    """Full-batch GD on all of (a, b, c) from ``init``; every arm of the batch in one program.
+
+    ``lr`` is a scalar or one step size per arm; ``steps`` an int or one count per arm (an arm
+    stops moving after its own count). ``record`` lists the step counts at which parameters and
+    loss are stored (step 0 = init); the default is the init and the end. ``progress=True``
+    shows a tqdm bar (off by default: notebooks stay silent).
+    """
+    a, b, c = _check_params(init.a, init.b, init.c, names=("init.a", "init.b", "init.c"))
+    x = _check_points("x", x, a, "init.a")
+    y = _check_targets("y", y, x, a, "init.a")
+    total, stop = _check_steps(steps, tuple(a.shape[:-1]))
+    eta = _check_lr(lr, a)
+    if stop is not None:
+        eta = eta.expand(*a.shape[:-1]).clone()
+    wanted = sorted({int(k) for k in record}) if record is not None else [0, total]
+    if any(k < 0 or k > total for k in wanted):
+        raise ValueError(f"record: step counts must lie in [0, {total}]")
+    ab, c_end, snaps = _gd_loop(_design(x), y, _stack(a, b), c, eta, total, set(wanted), stop,
+                                progress)
+    final_loss = snaps["loss"][-1] if wanted[-1] == total else None
+    if final_loss is None:
+        final_loss = 0.5 * ((_net(_design(x), ab, c_end) - y) ** 2).sum(-1)
+    if not bool(torch.isfinite(final_loss).all()):
         raise FloatingPointError("gd_train: the loss diverged (reduce lr)")
-    return TrainResult(Params(a, b, c), torch.tensor(wanted), *(torch.stack(snaps[key])
-                       for key in ("a", "b", "c", "loss")))
+    ab_t = torch.stack(snaps["ab"])
+    return TrainResult(Params(ab[..., 0], ab[..., 1], c_end), torch.tensor(wanted),
+                       ab_t[..., 0], ab_t[..., 1], torch.stack(snaps["c"]),
+                       torch.stack(snaps["loss"]))
+
+
+def linearized_fit(x: torch.Tensor, y: torch.Tensor, init: Params, lr: float | torch.Tensor,
+                   steps: int, x_eval: torch.Tensor) -> torch.Tensor:
+    """Output at ``x_eval`` after ``steps`` GD steps on the model linearised at ``init``.
+
+    With tangent kernel ``K = J J^T`` on the data and residual ``r_0 = f_0(x) - y``, the
+    linearised GD moves the output at ``t`` by ``-K(t, x) V diag((1 - (1 - eta lam)^k)/lam) V^T
+    r_0`` (``K = V diag(lam) V^T``). Full GD stays close to it exactly when training is lazy.
+    """
+    a, b, c = _check_params(init.a, init.b, init.c, names=("init.a", "init.b", "init.c"))
+    x = _check_points("x", x, a, "init.a")
+    y = _check_targets("y", y, x, a, "init.a")
+    x_eval = _check_points("x_eval", x_eval, a, "init.a")
+    steps = check_positive_int("steps", steps, minimum=0)
+    eta = _check_lr(lr, a)
+    eta = eta.unsqueeze(-1) if eta.ndim else eta
+    lam, vec = torch.linalg.eigh(_tangent_kernel(x, x, a, b, c))
+    tiny = 1e-12 * lam[..., -1:].clamp_min(torch.finfo(a.dtype).tiny)
+    z = eta * lam
+    gone = torch.where(z < 0.5, -torch.expm1(steps * torch.log1p(-z.clamp(max=0.5))),
+                       1 - (1 - z) ** steps)                  # 1 - (1 - eta lam)^steps, stably
+    filt = torch.where(lam > tiny, gone / lam.clamp_min(torch.finfo(a.dtype).tiny), eta * steps)
+    ab = _stack(a, b)
+    r0 = _net(_design(x), ab, c) - y
+    coef = vec @ (filt * (vec.mT @ r0.unsqueeze(-1)).squeeze(-1)).unsqueeze(-1)
+    cross = _tangent_kernel(x_eval, x, a, b, c)
+    return _net(_design(x_eval), ab, c) - (cross @ coef).squeeze(-1)
 
 
 # -------------------------------------------------------------------------- diagnostics
-def knot_displacement(e_start: torch.Tensor, e_end: torch.Tensor) -> torch.Tensor:
-    """Median over neurons of ``|e_end - e_start|`` (robust to knots at infinity), per arm."""
-    e_start, e_end = as_tensor("e_start", e_start), as_tensor("e_end", e_end)
+def knot_displacement(e_start: torch.Tensor, e_end: torch.Tensor,
+                      mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Median over neurons of ``|e_end - e_start|`` (NaN counts as infinite), per arm.
+
+    ``mask`` (same shape, bool) selects the neurons that count (padded arms of a sweep).
+    """
+    e_start = as_tensor("e_start", e_start)
+    e_end = _match_dtype("e_end", e_end, e_start, "e_start")
     if e_start.shape != e_end.shape:
-        raise ValueError(f"e_end: shape {tuple(e_end.shape)} differs from e_start")
+        raise ValueError(f"e_end: shape {tuple(e_end.shape)} differs from e_start's "
+                         f"{tuple(e_start.shape)}")
     shift = (e_end - e_start).abs()
     shift = torch.where(torch.isnan(shift), torch.full_like(shift, math.inf), shift)
-    return shift.median(dim=-1).values
+    if mask is not None:
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool \
+                or mask.shape != shift.shape:
+            raise ValueError(f"mask: expected a bool tensor of shape {tuple(shift.shape)}")
+        shift = torch.where(mask.to(shift.device), shift, torch.full_like(shift, math.nan))
+    return shift.nanmedian(dim=-1).values
 
 
 def slope_mass_near_data(x_data: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
                          c: torch.Tensor, eps: float) -> torch.Tensor:
     """Share of the slope mass ``sum |c_i a_i|`` (knots in [x_1, x_n]) within ``eps`` of data."""
     check_positive("eps", eps)
-    a, b, c = _check_params(a, b, c)
-    x_data = _check_points("x_data", x_data, a)
+    a, b, c = _check_params(a, b, c, names=("a", "b", "c"))
+    x_data = _check_points("x_data", x_data, a, "a")
     e = -b / a
     weight = (c * a).abs()
     inside = (e >= x_data.min() - eps) & (e <= x_data.max() + eps)
@@ -416,15 +522,23 @@ def slope_mass_near_data(x_data: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
     return (weight * (inside & near)).sum(-1) / total.clamp_min(torch.finfo(a.dtype).tiny)
 
 
-def sup_distance(f: np.ndarray | torch.Tensor, g: np.ndarray | torch.Tensor) -> float:
-    """``max |f - g|`` over a grid (both evaluated on the same points)."""
-    f_np = np.asarray(f.detach().cpu() if isinstance(f, torch.Tensor) else f, dtype=float)
-    g_np = np.asarray(g.detach().cpu() if isinstance(g, torch.Tensor) else g, dtype=float)
-    if f_np.shape != g_np.shape:
-        raise ValueError(f"f and g: shapes differ, {f_np.shape} vs {g_np.shape}")
-    if not (np.isfinite(f_np).all() and np.isfinite(g_np).all()):
-        raise ValueError("f, g: contain NaN or infinite values")
-    return float(np.abs(f_np - g_np).max(axis=-1).max()) if f_np.ndim else abs(float(f_np - g_np))
+def sup_distance(f: np.ndarray | torch.Tensor, g: np.ndarray | torch.Tensor):
+    """``max |f - g|`` along the last axis (a float for 1-D inputs, else an array); g broadcasts."""
+    arrays = []
+    for name, v in (("f", f), ("g", g)):
+        arr = np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=float)
+        if arr.ndim < 1 or arr.shape[-1] < 1:
+            raise ValueError(f"{name}: expected values on a grid (last axis), got {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name}: contains NaN or infinite values")
+        arrays.append(arr)
+    try:
+        diff = np.abs(arrays[0] - arrays[1])
+    except ValueError as err:
+        raise ValueError(f"g: shape {arrays[1].shape} does not broadcast to f's "
+                         f"{arrays[0].shape}") from err
+    out = diff.max(axis=-1)
+    return float(out) if out.ndim == 0 else out
 
 
 # ----------------------------------------------------------------------- kernel regime
@@ -451,8 +565,10 @@ def _check_xy_np(x, y):
         raise ValueError(f"x: expected a 1-D array of at least 2 points, got shape {x.shape}")
     if y.shape != x.shape:
         raise ValueError(f"y: expected shape {x.shape} like x, got {y.shape}")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("x, y: contain NaN or infinite values")
+    if not np.isfinite(x).all():
+        raise ValueError("x: contains NaN or infinite values")
+    if not np.isfinite(y).all():
+        raise ValueError("y: contains NaN or infinite values")
     if np.any(np.diff(x) <= 0):
         raise ValueError("x: expected strictly increasing data points")
     return x, y
@@ -495,6 +611,17 @@ def _kernel(p: np.ndarray, q: np.ndarray, mom_p: np.ndarray, mom_q: np.ndarray) 
             + mom[..., 2])
 
 
+def _affine_interpolant(kmat: np.ndarray, x: np.ndarray, y: np.ndarray, smoothing: float = 0.0):
+    """Solve ``[K + s I, 1, x; 1^T, 0, 0; x^T, 0, 0] [w; alpha; beta] = [y; 0; 0]``."""
+    n = x.size
+    system = np.zeros((n + 2, n + 2))
+    system[:n, :n] = kmat + smoothing * np.eye(n)
+    system[:n, n] = system[n, :n] = 1.0
+    system[:n, n + 1] = system[n + 1, :n] = x
+    sol = linalg.solve(system, np.concatenate([y, [0.0, 0.0]]), assume_a="sym")
+    return sol[:n], sol[n], sol[n + 1]
+
+
 def weighted_spline(x: np.ndarray, y: np.ndarray, nu: Callable[[float], float],
                     smoothing: float = 0.0) -> Callable[[np.ndarray], np.ndarray]:
     """Minimiser of ``sum_j (f(x_j)-y_j)^2 + smoothing * int f''^2 / nu`` (interpolant if 0).
@@ -511,15 +638,8 @@ def weighted_spline(x: np.ndarray, y: np.ndarray, nu: Callable[[float], float],
     nu_vals = np.array([nu(t) for t in np.linspace(x[0], x[-1], 33)], dtype=float)
     if not np.isfinite(nu_vals).all() or np.any(nu_vals <= 0):
         raise ValueError("nu: expected a finite, strictly positive weight on [x_1, x_n]")
-    n = x.size
     mom_x = _moments(x, x[0], nu)
-    kmat = _kernel(x, x, mom_x, mom_x)
-    system = np.zeros((n + 2, n + 2))
-    system[:n, :n] = kmat + smoothing * np.eye(n)
-    system[:n, n] = system[n, :n] = 1.0
-    system[:n, n + 1] = system[n + 1, :n] = x
-    sol = linalg.solve(system, np.concatenate([y, [0.0, 0.0]]), assume_a="sym")
-    w, alpha, beta = sol[:n], sol[n], sol[n + 1]
+    w, alpha, beta = _affine_interpolant(_kernel(x, x, mom_x, mom_x), x, y, smoothing)
 
     def spline(t: np.ndarray) -> np.ndarray:
         t = np.atleast_1d(np.asarray(t, dtype=float))
@@ -529,6 +649,60 @@ def weighted_spline(x: np.ndarray, y: np.ndarray, nu: Callable[[float], float],
     return spline
 
 
+def _uniform_kernel(p: np.ndarray, q: np.ndarray, big_m: float) -> np.ndarray:
+    lo = np.clip(np.minimum(p[:, None], q[None, :]), -big_m, big_m)
+    hi = np.clip(np.maximum(p[:, None], q[None, :]), -big_m, big_m)
+    pq, s = p[:, None] * q[None, :], p[:, None] + q[None, :]
+
+    def moment(start, end):     # int_start^end (p - e)(q - e) de
+        return pq * (end - start) - s * (end ** 2 - start ** 2) / 2 + (end ** 3 - start ** 3) / 3
+
+    return (moment(-big_m, lo) + moment(hi, big_m)) / (4 * big_m)
+
+
+def uniform_feature_kernel(p: np.ndarray, q: np.ndarray, knot_range: float = 2.0) -> np.ndarray:
+    """``K(p, q) = E[[a p + b]_+ [a q + b]_+]`` for a = +-1, b ~ U[-M, M] (closed form).
+
+    ``K = (F(-M, min(p, q)) + F(max(p, q), M)) / (4M)`` with ``F(s, t) = int_s^t (p-e)(q-e) de``
+    (limits clipped to [-M, M]); the infinite-width limit of the random-feature Gram matrix.
+    """
+    check_positive("knot_range", knot_range)
+    arrays = []
+    for name, v in (("p", p), ("q", q)):
+        arr = np.atleast_1d(np.asarray(v, dtype=float))
+        if arr.ndim != 1 or not np.isfinite(arr).all():
+            raise ValueError(f"{name}: expected a finite 1-D array, got shape {arr.shape}")
+        arrays.append(arr)
+    return _uniform_kernel(arrays[0], arrays[1], float(knot_range))
+
+
+def random_feature_limit(x: np.ndarray, y: np.ndarray, knot_range: float = 2.0,
+                         affine: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+    """Infinite-width limit of :func:`random_feature_min_norm` for the uniform-knot law.
+
+    Without ``affine``: the kernel interpolant ``t -> K(t, x) K(x, x)^{-1} y`` of
+    :func:`uniform_feature_kernel` (a cubic spline on [-M, M] with knots at the data that pays a
+    finite price for its affine part: not the natural cubic spline). With ``affine``: the same
+    kernel plus an unpenalised ``alpha + beta t``, which is the natural cubic spline.
+    """
+    x, y = _check_xy_np(x, y)
+    check_positive("knot_range", knot_range)
+    big_m = float(knot_range)
+    if np.abs(x).max() >= big_m:
+        raise ValueError(f"x: expected data inside (-knot_range, knot_range) = (-{big_m}, {big_m})")
+    kmat = _uniform_kernel(x, x, big_m)
+    if affine:
+        w, alpha, beta = _affine_interpolant(kmat, x, y)
+    else:
+        w, alpha, beta = linalg.solve(kmat, y, assume_a="pos"), 0.0, 0.0
+
+    def limit(t: np.ndarray) -> np.ndarray:
+        t = np.atleast_1d(np.asarray(t, dtype=float))
+        return alpha + beta * t + _uniform_kernel(t, x, big_m) @ w
+
+    return limit
+
+
 def random_feature_min_norm(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
                             affine: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Minimum-||c|| interpolant with the first layer frozen (the kernel-regime limit of GD).
@@ -536,13 +710,16 @@ def random_feature_min_norm(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b
     Returns ``c`` (shape (..., m)) and the affine coefficients ``(alpha, beta)`` (zeros unless
     ``affine``: then an unpenalised ``alpha + beta x`` is added to the network).
     """
-    a, b, _ = _check_params(a, b, torch.zeros_like(torch.as_tensor(a)))
-    x, y = _check_data(x, y, a)
-    phi = (a.unsqueeze(-1) * x + b.unsqueeze(-1)).clamp_min(0).transpose(-1, -2)  # (..., n, m)
+    a, b = _check_params(a, b, names=("a", "b"))
+    x = _check_points("x", x, a, "a")
+    y = _check_targets("y", y, x, a, "a")
+    if y.ndim != 1:
+        raise ValueError(f"y: expected one data set of shape (n,), got {tuple(y.shape)}")
+    phi = _preact(_stack(a, b), _design(x)).clamp_min(0).mT               # (..., n, m)
     target = y.expand(*phi.shape[:-2], -1).unsqueeze(-1)
     coef = torch.zeros(*phi.shape[:-2], 2, dtype=a.dtype, device=a.device)
     if affine:
-        design = torch.stack([torch.ones_like(x), x], dim=-1)              # (n, 2)
+        design = _design(x).flip(-1)                                       # rows [1, x_j]
         q, _ = torch.linalg.qr(design)
         proj = torch.eye(x.numel(), dtype=a.dtype, device=a.device) - q @ q.T
         c = torch.linalg.pinv(proj @ phi) @ (proj @ target)
@@ -557,56 +734,101 @@ def random_feature_min_norm(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b
 # ------------------------------------------------------------------------ regime sweep
 @dataclass(frozen=True)
 class SweepResult:
-    """One GD run per layer-scale ratio, with the regime diagnostics of each arm."""
+    """One GD run per arm (layer-scale ratio, width, size), with the regime diagnostics."""
 
     ratios: torch.Tensor          # (B,) s_ab / s_c
+    widths: torch.Tensor          # (B,) width m of each arm (arms are zero-padded to max m)
+    sizes: torch.Tensor           # (B,) s_ab * s_c
+    mask: torch.Tensor            # (B, m_max) True for the arm's real neurons
     lr: torch.Tensor              # (B,) step size used per arm
-    train: TrainResult            # snapshots, shape (T, B, m)
+    train: TrainResult            # snapshots, shape (T, B, m_max)
     grid: torch.Tensor            # (G,) evaluation grid on [x_1, x_n]
     f_final: torch.Tensor         # (B, G)
     dist_cubic: torch.Tensor      # (B,) sup |f - natural cubic spline|
     dist_linear: torch.Tensor     # (B,) sup |f - linear interpolant|
     displacement: torch.Tensor    # (B,) median |e(T) - e(0)|
+    first_layer_change: torch.Tensor  # (B,) ||(a, b)(T) - (a, b)(0)|| / ||(a, b)(0)|| (laziness)
     early_mass: torch.Tensor      # (B,) max over records <= early_steps of the near-data slope mass
+    final_loss: torch.Tensor      # (B,)
+    converged: torch.Tensor       # (B,) final loss <= loss_tol
+    steps_needed: torch.Tensor    # (B,) steps a frozen-kernel (lazy) arm needs to reach loss_tol
+    lambda_min: torch.Tensor      # (B,) smallest tangent-kernel eigenvalue at initialisation
 
 
-def regime_sweep(x: torch.Tensor, y: torch.Tensor, ratios: torch.Tensor, m: int, steps: int, *,
-                 size: float = 1e-3, lr_cap: float = 0.02, lr_factor: float = 1.0,
-                 law: str = "uniform", knot_range: float = 2.0, early_steps: int = 10_000,
-                 eps: float = 0.02, n_records: int = 40, generator: torch.Generator | None = None,
-                 progress: bool | None = False) -> SweepResult:
+def regime_sweep(x: torch.Tensor, y: torch.Tensor, ratios: torch.Tensor,
+                 m: int | Sequence[int], steps: int, *, size: float | torch.Tensor = 1e-3,
+                 lr_cap: float = 0.02, lr_factor: float = 1.0, law: str = "uniform",
+                 knot_range: float = 2.0, early_steps: int = 10_000, eps: float = 0.02,
+                 n_records: int = 40, loss_tol: float = 1e-10, grid_points: int = 401,
+                 generator: torch.Generator | None = None,
+                 progress: bool = False) -> SweepResult:
     """GD from init scales ``s_ab / s_c = ratio``, ``s_ab * s_c = size``; all arms batched.
 
-    Each arm's step is ``min(lr_cap, lr_factor / lambda_max)`` with ``lambda_max`` the largest
-    tangent-kernel eigenvalue at initialisation. Records are log-spaced in the step count.
+    ``ratios``, ``m`` (widths) and ``size`` broadcast to one value per arm; arms narrower than
+    the widest are zero-padded (zero neurons stay exactly zero under GD). Each arm's step is
+    ``min(lr_cap, lr_factor / lambda_max)`` with ``lambda_max`` the largest tangent-kernel
+    eigenvalue at initialisation. Records are log-spaced in the step count. Laziness is measured
+    by the relative change of the first layer, ``||(a, b)(T) - (a, b)(0)|| / ||(a, b)(0)||``,
+    and by the median knot displacement. An arm is
+    ``converged`` when its final loss is at most ``loss_tol``; ``steps_needed`` is the count a
+    lazy arm needs for that, ``log(L_0 / loss_tol) / (-2 log(1 - eta lambda_min))`` (the
+    slowest tangent-kernel mode; meaningless for arms whose kernel changes, i.e. adaptive ones).
     """
-    ratios = as_tensor("ratios", ratios, dtype=torch.float64)
+    ratios = as_tensor("ratios", ratios, dtype=torch.float64).cpu()
     if ratios.ndim != 1 or ratios.numel() < 1:
         raise ValueError(f"ratios: expected a non-empty 1-D tensor, got {tuple(ratios.shape)}")
-    xd = _check_points("x", x, ratios)
-    _, yd = _check_data(xd, y, ratios)
+    x_t = as_tensor("x", x)
+    x_t = x_t if x_t.is_floating_point() else x_t.to(torch.float64)
+    xd = _check_points("x", x_t, x_t, "x")
+    yd = _check_targets("y", y, xd, xd, "x")
     if yd.ndim != 1:
-        raise ValueError("y: expected one data set of shape (n,)")
+        raise ValueError(f"y: expected one data set of shape (n,), got {tuple(yd.shape)}")
     steps = check_positive_int("steps", steps)
-    check_positive("lr_cap", lr_cap)
-    check_positive("lr_factor", lr_factor)
-    s_ab, s_c = layer_scales(ratios, size)
-    device = torch.as_tensor(x).device
-    init = init_params(m, s_ab, s_c, batch=(ratios.numel(),), law=law, knot_range=knot_range,
-                       generator=generator, device=device)
-    xd, yd = xd.to(device), yd.to(device)
-    lam = torch.linalg.eigvalsh(tangent_kernel(xd, init.a, init.b, init.c))[..., -1]
-    lr = torch.clamp(lr_factor / lam, max=lr_cap)
+    early_steps = check_positive_int("early_steps", early_steps)
+    n_records = check_positive_int("n_records", n_records, minimum=2)
+    grid_points = check_positive_int("grid_points", grid_points, minimum=2)
+    for name, value in (("lr_cap", lr_cap), ("lr_factor", lr_factor), ("loss_tol", loss_tol)):
+        check_positive(name, value)
+    if isinstance(m, (int, np.integer)) and not isinstance(m, bool):
+        widths = torch.tensor([check_positive_int("m", m)])
+    else:
+        widths = torch.tensor([check_positive_int("m", k) for k in m])
+    sizes = as_tensor("size", size, dtype=torch.float64).cpu()
+    try:
+        ratios, widths, sizes = torch.broadcast_tensors(ratios, widths, sizes)
+    except RuntimeError as err:
+        raise ValueError(f"m, size: expected scalars or one value per ratio "
+                         f"({ratios.numel()}), got {tuple(widths.shape)}, "
+                         f"{tuple(sizes.shape)}") from err
+    n_arms, m_max = ratios.numel(), int(widths.max())
+    s_ab, s_c = layer_scales(ratios.clone(), sizes.clone())
+    init = init_params(m_max, s_ab, s_c, batch=(n_arms,), law=law, knot_range=knot_range,
+                       generator=generator, dtype=xd.dtype)
+    mask = torch.arange(m_max) < widths.unsqueeze(-1)
+    init = Params(*(t * mask for t in (init.a, init.b, init.c)))
+    device = xd.device
+    init = Params(*(t.to(device) for t in (init.a, init.b, init.c)))
+    lam = torch.linalg.eigvalsh(_tangent_kernel(xd, xd, init.a, init.b, init.c))
+    lr = torch.clamp(lr_factor / lam[..., -1], max=lr_cap)
     record = sorted({0, steps, *np.unique(np.geomspace(1, steps, n_records).astype(int)).tolist()})
     train = gd_train(xd, yd, init, lr, steps, record=record, progress=progress)
-    grid = torch.linspace(float(xd.min()), float(xd.max()), 401, dtype=xd.dtype, device=device)
-    f_final = evaluate(grid, train.params.a, train.params.b, train.params.c)
+    grid = torch.linspace(float(xd.min()), float(xd.max()), grid_points, dtype=xd.dtype,
+                          device=device)
+    p = train.params
+    f_final = relu_net(grid, p.a, p.b, p.c)
     xs, ys, gs = xd.cpu().numpy(), yd.cpu().numpy(), grid.cpu().numpy()
-    f_np = f_final.cpu().numpy()
-    dist_cubic = np.abs(f_np - natural_cubic_spline(xs, ys)(gs)).max(-1)
-    dist_linear = np.abs(f_np - linear_interpolant(xs, ys)(gs)).max(-1)
-    displacement = knot_displacement(train.knots[0], train.knots[-1])
+    dist_cubic = sup_distance(f_final, natural_cubic_spline(xs, ys)(gs))
+    dist_linear = sup_distance(f_final, linear_interpolant(xs, ys)(gs))
+    mask_d = mask.to(device)
+    displacement = knot_displacement(train.knots[0], train.knots[-1], mask_d)
+    moved = ((train.a[-1] - train.a[0]) ** 2 + (train.b[-1] - train.b[0]) ** 2).sum(-1)
+    first_layer_change = torch.sqrt(moved / (train.a[0] ** 2 + train.b[0] ** 2).sum(-1))
     early = [k for k, s in enumerate(record) if s <= early_steps]
     mass = slope_mass_near_data(xd, train.a[early], train.b[early], train.c[early], eps)
-    return SweepResult(ratios, lr, train, grid, f_final, torch.as_tensor(dist_cubic),
-                       torch.as_tensor(dist_linear), displacement, mass.amax(0))
+    loss0, final_loss = train.loss[0], train.loss[-1]
+    rate = -2 * torch.log1p(-lr * lam[..., 0])
+    needed = torch.ceil(torch.log(loss0.clamp_min(loss_tol) / loss_tol) / rate)
+    return SweepResult(ratios, widths, sizes, mask, lr, train, grid, f_final,
+                       torch.as_tensor(dist_cubic), torch.as_tensor(dist_linear), displacement,
+                       first_layer_change, mass.amax(0), final_loss, final_loss <= loss_tol,
+                       needed, lam[..., 0])
