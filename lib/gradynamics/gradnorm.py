@@ -645,12 +645,13 @@ def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1000) -> float
 def spearman(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Spearman rank correlation of ``x`` (shape ``(n,)``) with each column of ``y`` (``(n, ...)``).
 
-    Ties are not averaged (continuous data); compare with ``scipy.stats.spearmanr``.
+    Ties are not averaged (continuous data); compare with ``scipy.stats.spearmanr``. ``x`` is
+    moved to ``y``'s device.
     """
     if x.ndim != 1 or y.shape[0] != x.shape[0] or x.shape[0] < 3:
         raise ValueError(f"x and y: expected x of shape (n,), n >= 3, and y of shape (n, ...), "
                          f"got {tuple(x.shape)} and {tuple(y.shape)}")
-    rank_x = x.argsort().argsort().to(torch.float64)
+    rank_x = x.to(y.device).argsort().argsort().to(torch.float64)
     rank_y = y.argsort(0).argsort(0).to(torch.float64)
     rank_x = rank_x.reshape((-1,) + (1,) * (y.ndim - 1)) - rank_x.mean()
     rank_y = rank_y - rank_y.mean(0)
