@@ -3,6 +3,8 @@
 #   make test   unit tests + every book notebook under nbval
 #   make lab    JupyterLab on the book
 #   make sync   regenerate the output-free .ipynb of every MyST .md notebook
+#   make check-html  the built book in headless Chromium: console, requests, images, math, reprs,
+#               launch buttons, axe-core accessibility (after `make book`; needs a Chromium)
 #   make bench  full-size reproductions: every benchmarks/bench_*.py in turn (writes _build/bench/)
 #   make clean  remove build outputs (keeps .venv; `make distclean` removes it too)
 
@@ -14,7 +16,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 NOTEBOOKS = $(shell find book -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
 
-.PHONY: book test lab sync lint clean distclean setup bench
+.PHONY: book test lab sync lint clean distclean setup bench check-html
 
 setup: $(STAMP)
 
@@ -34,6 +36,11 @@ test: $(STAMP)
 	MPLBACKEND=agg $(BIN)/python -m pytest tests
 	MPLBACKEND=agg $(BIN)/python -m pytest --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=600 -p no:cacheprovider $(NOTEBOOKS)
+
+# Every page of _build/html in the system Chromium (set GRADYNAMICS_CHROMIUM to choose one).
+check-html: $(STAMP)
+	@test -f _build/html/index.html || { echo "check-html: no _build/html; run make book first"; exit 1; }
+	$(BIN)/python -m pytest tests/html --built-book=_build/html -p no:cacheprovider -q -rs
 
 lint: $(STAMP)
 	$(BIN)/ruff check lib tests conftest.py

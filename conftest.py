@@ -1,4 +1,5 @@
-"""Repository-wide pytest hooks: per-notebook run times for the nbval run of `make test`."""
+"""Repository-wide pytest hooks: per-notebook run times for the nbval run of `make test`, and
+the ``--built-book`` option of the browser checks (``make check-html``, tests/html/)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,8 @@ def pytest_terminal_summary(terminalreporter):
         status = "FAILED" if path in _failed else "ok"
         terminalreporter.write_line(f"{seconds:8.1f} s  {status:6s}  {path}")
     terminalreporter.write_line(f"{sum(_durations.values()):8.1f} s  total")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--built-book", default=None, metavar="DIR",
+                     help="the built HTML book to open in Chromium (tests/html/; make check-html)")

@@ -239,23 +239,28 @@ def _split_options(lines: list[str]) -> tuple[dict, list[str]]:
 
 
 def _blocks(text: str):
-    """Yield ('text', str) and ('directive', name, arg, options, body) pieces of MyST text."""
+    """Yield ('text', str), ('verbatim', str) (code fences) and ('directive', name, arg,
+    options, body) pieces of MyST text."""
     lines = text.split("\n")
     buffer: list[str] = []
     k = 0
     while k < len(lines):
         match = _FENCE_OPEN.match(lines[k])
         plain = _PLAIN_FENCE.match(lines[k]) if not match else None
-        if plain:  # an ordinary code fence: copied verbatim up to its closing fence
+        if plain:  # an ordinary code fence: kept verbatim up to its closing fence
             fence = plain.group(1)
-            buffer.append(lines[k])
+            if buffer:
+                yield ("text", "\n".join(buffer))
+                buffer = []
+            verbatim = [lines[k]]
             k += 1
             while k < len(lines):
-                buffer.append(lines[k])
+                verbatim.append(lines[k])
                 k += 1
                 if lines[k - 1].strip().startswith(fence[0] * len(fence)) and \
                         set(lines[k - 1].strip()) <= {fence[0]}:
                     break
+            yield ("verbatim", "\n".join(verbatim))
             continue
         if not match:
             buffer.append(lines[k])
@@ -290,6 +295,8 @@ def _scan_labels(md_path: pathlib.Path) -> dict[str, Label]:
 
     pending_target: str | None = None
     for piece in _blocks(text):
+        if piece[0] == "verbatim":
+            continue
         if piece[0] == "text":
             for line in piece[1].split("\n"):
                 target = _TARGET.match(line)
@@ -497,8 +504,12 @@ class ChapterContext:
         """A MyST Markdown cell as Markdown that plain Jupyter (Colab, JupyterLab) renders."""
         out = []
         for piece in _blocks(text):
-            is_text = piece[0] == "text"
-            out.append(self._inline(piece[1]) if is_text else self._directive(*piece[1:]))
+            if piece[0] == "verbatim":
+                out.append(piece[1])
+            elif piece[0] == "text":
+                out.append(self._inline(piece[1]))
+            else:
+                out.append(self._directive(*piece[1:]))
         return "\n".join(out).strip("\n")
 
     def _directive(self, name: str, arg: str, options: dict[str, str], body: str) -> str:

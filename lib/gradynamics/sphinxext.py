@@ -15,6 +15,8 @@
   citations and macros translated for plain Jupyter) with the outputs of the book's run.
 - **One THEBE_JS_URL.** sphinx-thebe adds its configuration script twice on rebuilds, which
   logs a console error on every page; duplicates are dropped.
+- **Accessible citations.** The bibliography's entries get ``role="listitem"`` (docutils gives
+  them ``doc-biblioentry`` inside a ``role="list"``, an ARIA error).
 """
 
 from __future__ import annotations
@@ -250,17 +252,21 @@ def _chapters_without_ledger(app, found: set[str]) -> list[str]:
 
 
 def _on_page_context(app, pagename, templatename, context, doctree) -> None:
+    if "body" in context and 'role="doc-biblioentry"' in context["body"]:
+        # docutils puts citations (role doc-biblioentry) in a role="list" container, which
+        # requires listitem children (axe: aria-required-children, critical).
+        context["body"] = context["body"].replace('role="doc-biblioentry"', 'role="listitem"')
     scripts = context.get("script_files")
     if not scripts:
         return
     seen, kept = set(), []
     for script in scripts:
         attributes = getattr(script, "attributes", {})
-        key = (getattr(script, "filename", str(script)), repr(sorted(attributes.items())))
+        key = (str(getattr(script, "filename", script) or ""), repr(sorted(attributes.items())))
         if key not in seen:
             seen.add(key)
             kept.append(script)
-    context["script_files"] = kept
+    scripts[:] = kept
 
 
 def readable_download(twin: dict, executed: dict) -> dict:
@@ -306,7 +312,7 @@ def setup(app):
     app.connect("env-purge-doc", _on_purge)
     app.connect("env-merge-info", _on_merge)
     app.connect("doctree-resolved", _on_doctree_resolved)
-    app.connect("html-page-context", _on_page_context)
+    app.connect("html-page-context", _on_page_context, priority=900)
     app.connect("build-finished", _on_build_finished)
     app.add_node(claims_ledger_node)
     app.add_directive("claims-ledger", ClaimsLedgerDirective)
