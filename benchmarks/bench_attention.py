@@ -71,7 +71,8 @@ def print_table(summary: dict) -> None:
         cells = []
         for arm in ("sgd", "em_like"):
             values = torch.tensor(summary["arms"][arm][metric], dtype=torch.float64)
-            cells.append(f"{float(values.mean()):.4f} ± {float(values.std()):.4f}")
+            std = float(values.std(correction=0))  # divisor n, as the authors' script
+            cells.append(f"{float(values.mean()):.4f} ± {std:.4f}")
         print(f"{metric:28s} {cells[0]:>18s} {cells[1]:>18s}")
     if "steps_to_beat_sgd" in summary:
         print(f"EM-like steps to beat each seed's final SGD loss: {summary['steps_to_beat_sgd']}")

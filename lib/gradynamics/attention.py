@@ -416,11 +416,13 @@ class BlockedGradients:
 
 
 def _blocked_pass(x: torch.Tensor, y: torch.Tensor, w: HeadWeights, block_size: int,
-                  gamma: torch.Tensor | None = None) -> BlockedGradients:
+                  gamma: torch.Tensor | None = None, routing: bool = True,
+                  values: bool = True) -> BlockedGradients:
     """One full-batch forward/backward over blocks of query rows (x: (runs, n, d_x)).
 
     With ``gamma`` (runs, 1, 1) it also accumulates the M-step sums for the targets
-    t_i = o_i - gamma dl_i/do_i.
+    t_i = o_i - gamma dl_i/do_i. ``routing=False`` skips the query/key gradients and
+    ``values=False`` the value gradient (returned as zeros), for runs that freeze them.
     """
     runs, n, _ = x.shape
     scale = 1.0 / math.sqrt(w.W_Q.shape[-1])
@@ -428,7 +430,7 @@ def _blocked_pass(x: torch.Tensor, y: torch.Tensor, w: HeadWeights, block_size: 
     k = x @ w.W_K
     v = x @ w.W_V
     k_t, v_t, w_o_t = k.transpose(-1, -2), v.transpose(-1, -2), w.W_O.transpose(-1, -2)
-    dq, dk, dv = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
+    dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
     o = torch.empty_like(v)
     dz = torch.empty(runs, n, w.W_O.shape[-1], dtype=x.dtype, device=x.device)
     sums = torch.zeros(3, runs, dtype=x.dtype, device=x.device)
@@ -454,16 +456,19 @@ def _blocked_pass(x: torch.Tensor, y: torch.Tensor, w: HeadWeights, block_size: 
         dz_blk.div_(n)
         dz[:, start:stop] = dz_blk
         u = dz_blk @ w_o_t
-        g = _routing_gradient_(alpha, torch.bmm(u, v_t[:, :, :stop]),
-                               (u * o_blk).sum(dim=-1, keepdim=True))
-        dq[:, start:stop], dk_blk = _query_key_gradients(g, q[:, start:stop], k[:, :stop], 1.0)
-        dk[:, :stop] += dk_blk
-        dv[:, :stop] += _value_gradient(alpha, u)
+        if values:
+            dv[:, :stop] += _value_gradient(alpha, u)
         if gamma is not None:
             mass[:, :stop] += alpha.sum(dim=-2)
             targets[:, start:stop] = o_blk - gamma * n * u  # n u_i = dl_i/do_i
             weighted[:, :stop] += _value_gradient(alpha, targets[:, start:stop])
             routed[:, start:stop] = torch.bmm(alpha, x[:, :stop])
+        if routing:
+            g = _routing_gradient_(alpha, torch.bmm(u, v_t[:, :, :stop]),
+                                   (u * o_blk).sum(dim=-1, keepdim=True))
+            dq[:, start:stop], dk_blk = _query_key_gradients(g, q[:, start:stop],
+                                                             k[:, :stop], 1.0)
+            dk[:, :stop] += dk_blk
     x_t = x.transpose(-1, -2)
     grads = HeadWeights(W_Q=(x_t @ dq).mul_(scale), W_K=x_t @ dk, W_V=x_t @ dv,
                         W_O=o.transpose(-1, -2) @ dz)
@@ -475,7 +480,7 @@ def _blocked_pass(x: torch.Tensor, y: torch.Tensor, w: HeadWeights, block_size: 
 
 
 def blocked_head_gradients(x: torch.Tensor, y: torch.Tensor, weights: HeadWeights,
-                           block_size: int = 128) -> BlockedGradients:
+                           block_size: int = 64) -> BlockedGradients:
     """The training step's loss, entropy, accuracy and weight gradients, by blocks of queries.
 
     ``x`` is (runs, n, d_x). Same closed forms as :func:`head_gradients`, evaluated block by
@@ -758,6 +763,8 @@ def _train_group(x: torch.Tensor, y: torch.Tensor, init: HeadWeights, arms: Sequ
                                 dtype=torch.long, device=x.device)
              for kind in ("mixture", "least_squares")}
     any_m_step = any(idx.numel() for idx in kinds.values())
+    routing = any(a.lr_q > 0 or a.lr_k > 0 for a in arms)
+    values = any(a.lr_v > 0 for a in arms)
     w = init.clone()
     curves = torch.empty(3, x.shape[0], n_steps + 1, dtype=x.dtype, device=x.device)
     history: dict[int, HeadWeights] = {}
@@ -769,7 +776,8 @@ def _train_group(x: torch.Tensor, y: torch.Tensor, init: HeadWeights, arms: Sequ
     for step in steps:
         if step in record_steps:
             history[step] = w.clone()
-        stats = _blocked_pass(x, y, w, block_size, gamma if any_m_step else None)
+        stats = _blocked_pass(x, y, w, block_size, gamma if any_m_step else None, routing,
+                              values)
         curves[0, :, step] = stats.loss
         curves[1, :, step] = stats.entropy
         curves[2, :, step] = stats.accuracy
@@ -808,13 +816,15 @@ def train_runs(x: torch.Tensor, y: torch.Tensor, init: HeadWeights, arms: Sequen
                block_size: int | None = None, workers: int | None = None) -> TrainResult:
     """Full-batch training of R independent runs (run r uses arms[r]) with the blocked step.
 
-    On the CPU the runs are split into ``workers`` groups (default: torch's thread count, at
-    most R) trained in parallel Python threads, each group's tensor program single-threaded.
+    Runs are grouped by the gradients they need (a run that freezes W_Q and W_K skips the
+    query/key gradients, one that freezes W_V the value gradient). On the CPU each kind is
+    split into at most ``workers`` groups (default: torch's thread count), trained in parallel
+    Python threads, each group's tensor program single-threaded.
     The groups never synchronise, so a busy CPU slows them down in proportion instead of
     stalling many short parallel regions; each run's arithmetic does not depend on the
     grouping, so the numbers are the same for any ``workers``. On CUDA all runs form one group.
-    ``block_size`` (query rows per block) defaults to the power of two that keeps a block's
-    (runs, rows, n) score tensor near 2**21 entries on the CPU (cache-sized), and to n on CUDA.
+    ``block_size`` (query rows per block) defaults to 64 on the CPU (the fastest of 32 to 512
+    in CPU time at T = 500 and T = 2000 on the book's 2-core build machine) and to n on CUDA.
     """
     x = _check_inputs(x, init)
     if x.ndim != 3:
@@ -831,46 +841,62 @@ def train_runs(x: torch.Tensor, y: torch.Tensor, init: HeadWeights, arms: Sequen
     elif workers is None:
         workers = torch.get_num_threads()
     workers = min(check_positive_int("workers", workers), x.shape[0])
-    bounds = [round(i * x.shape[0] / workers) for i in range(workers + 1)]
-    groups = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     n = x.shape[-2]
     if block_size is None:
-        per_group = max(g.stop - g.start for g in groups)
-        fit = max(16, 2 ** 21 // (per_group * n))
-        block_size = n if x.device.type == "cuda" else min(n, 2 ** int(math.log2(fit)))
+        block_size = n if x.device.type == "cuda" else min(n, 64)
     block_size = check_positive_int("block_size", block_size)
+    tasks = _run_groups(arms, workers)
 
     def run(k: int) -> TrainResult:
-        part = groups[k]
-        return _train_group(x[part], y[part], init.runs(part), arms[part], n_steps, record,
-                            block_size, bool(progress) and k == 0)
+        idx = torch.tensor(tasks[k], dtype=torch.long, device=x.device)
+        return _train_group(x[idx], y[idx], HeadWeights(*(w[idx] for w in init.as_tuple())),
+                            [arms[r] for r in tasks[k]], n_steps, record, block_size,
+                            bool(progress) and k == 0)
 
     if x.device.type == "cuda":
         torch.cuda.synchronize(x.device)
     start = time.perf_counter()
     if x.device.type == "cuda":
-        parts = [run(0)]
+        parts = [run(k) for k in range(len(tasks))]
         torch.cuda.synchronize(x.device)
     else:
         with _intra_op_threads(1):
             if workers == 1:
-                parts = [run(0)]
+                parts = [run(k) for k in range(len(tasks))]
             else:
                 with ThreadPoolExecutor(max_workers=workers) as pool:
-                    parts = list(pool.map(run, range(workers)))
+                    parts = list(pool.map(run, range(len(tasks))))
     seconds = time.perf_counter() - start
+    order = torch.tensor([r for task in tasks for r in task])
+    back = torch.empty_like(order)
+    back[order] = torch.arange(len(order))
+
+    def gather(values: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(values)[back.to(values[0].device)]
+
+    def gather_weights(ws: list[HeadWeights]) -> HeadWeights:
+        return HeadWeights(*(gather(list(t)) for t in zip(*(w.as_tuple() for w in ws),
+                                                          strict=True)))
+
     return TrainResult(
-        loss=torch.cat([p.loss for p in parts]), entropy=torch.cat([p.entropy for p in parts]),
-        accuracy=torch.cat([p.accuracy for p in parts]),
-        final=_cat_weights([p.final for p in parts]),
-        history={s: _cat_weights([p.history[s] for p in parts]) for s in sorted(record)
+        loss=gather([p.loss for p in parts]), entropy=gather([p.entropy for p in parts]),
+        accuracy=gather([p.accuracy for p in parts]),
+        final=gather_weights([p.final for p in parts]),
+        history={s: gather_weights([p.history[s] for p in parts]) for s in sorted(record)
                  if s <= n_steps},
         seconds=seconds)
 
 
-def _cat_weights(parts: Sequence[HeadWeights]) -> HeadWeights:
-    return HeadWeights(*(torch.cat(ws) for ws in zip(*(p.as_tuple() for p in parts),
-                                                      strict=True)))
+def _run_groups(arms: Sequence[Arm], workers: int) -> list[list[int]]:
+    """Runs grouped by which gradients they need, each kind split into <= workers groups."""
+    kinds = [(a.lr_q > 0 or a.lr_k > 0, a.lr_v > 0, a.m_step) for a in arms]
+    tasks: list[list[int]] = []
+    for kind in sorted(set(kinds)):
+        runs = [r for r, k in enumerate(kinds) if k == kind]
+        parts = min(workers, len(runs))
+        bounds = [round(i * len(runs) / parts) for i in range(parts + 1)]
+        tasks += [runs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return tasks
 
 
 def steps_to_threshold(losses: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
@@ -1057,6 +1083,12 @@ class StickyExperiment:
         steps = steps_to_threshold(self.curve("loss", fast), float(self.final("loss", slow).mean()))
         mean_steps = float(steps.to(torch.float64).mean())
         return mean_steps, self.n_steps / mean_steps
+
+    def arm_history(self, arm: str) -> dict[int, HeadWeights]:
+        """Recorded weights of one arm's runs (one per seed), by step."""
+        runs = [s * len(self.arms) + self._index(arm) for s in range(len(self.seeds))]
+        return {step: HeadWeights(*(t[runs] for t in w.as_tuple()))
+                for step, w in self.result.history.items()}
 
     def run_weights(self, seed_index: int, arm: str, step: int) -> HeadWeights:
         """The recorded weights of one run at one recorded step."""
