@@ -121,16 +121,69 @@ def test_config_fails_on_errors_and_excludes_non_pages():
     assert config["launch_buttons"]["binderhub_url"] and config["launch_buttons"]["colab_url"]
 
 
-@pytest.mark.parametrize("md", [p for p in NOTEBOOKS if "gradynamics" in p.read_text()],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+CHAPTERS = [p for p in NOTEBOOKS if "gradynamics" in p.read_text()]
+
+
+def _code_cells(md: pathlib.Path) -> list:
+    import jupytext
+
+    return [c for c in jupytext.read(md, fmt="md:myst").cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_chapter_follows_template(md):
     text = md.read_text()
-    url = _config()["repository"]["url"]
-    first_code = text.split("```{code-cell} ipython3", 1)[1].split("```", 1)[0]
-    assert "import gradynamics" in first_code and f"{url}@main" in first_code, \
-        "the first code cell must install the library from the configured repository"
-    assert "--no-deps" in first_code, "the Colab install must not reinstall torch/numpy/sympy"
+    cells = _code_cells(md)
+    assert cells[0].source == booktools.install_cell_source(ROOT), (
+        "the first code cell must be the book's install cell exactly (it installs the library "
+        "and the peer libraries with --no-deps); print it with "
+        "`python -m gradynamics.booktools install-cell`")
+    assert booktools.is_setup_cell(cells[1].source), \
+        "the second code cell imports gradynamics and prints gd.describe_runtime(...)"
     for needle in ("prf:theorem", "assert_sympy_zero", "ClaimsLedger", "get_device",
                    "seed_everything", "{exercise}", "## Summary"):
         assert needle in text, f"{md.name}: missing {needle}"
     assert ".cuda()" not in text, f"{md.name}: use gradynamics.get_device(), not .cuda()"
+    assert cells[-1].source.strip().splitlines()[-1].strip() == "ledger", \
+        "the last cell displays the claims ledger (the book-wide claims page collects it)"
+    assert "see ledger" not in text.lower(), "summary tables state the measured numbers"
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_figures_are_numbered_captioned_and_referenced(md):
+    text = md.read_text()
+    for cell in _code_cells(md):
+        if "plt.show()" not in cell.source and "subplots(" not in cell.source:
+            continue
+        figure = cell.metadata.get("mystnb", {}).get("figure", {})
+        first = cell.source.strip().splitlines()[0]
+        assert figure.get("name") and str(figure.get("caption", "")).strip(), \
+            f"{md.name}: the figure cell starting {first!r} needs mystnb: figure: name, caption"
+        assert f"{{numref}}`{figure['name']}`" in text or f"<{figure['name']}>`" in text, \
+            f"{md.name}: the prose never cites figure {figure['name']} with {{numref}}"
+        assert cell.source.rstrip().endswith("plt.show()"), \
+            f"{md.name}: end the figure cell {figure['name']} with plt.show() (no stray repr)"
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_book_only_macros_in_chapter_sources(md):
+    """New text writes ^\\top, \\mathbb{R}, ... explicitly (the twins expand macros anyway)."""
+    macros = booktools.book_macros(ROOT)
+    found = booktools.leftover_myst(md.read_text(), macros)
+    found = [f for f in found if f.startswith("\\")]
+    assert not found, f"{md.name}: book-only macros {sorted(set(found))}"
+
+
+@pytest.mark.parametrize("page", sorted(BOOK.rglob("*.md")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_control_characters_or_corruption(page):
+    """A TAB in '\\times' once turned into a tab + 'imes' (rendered '2.18imes')."""
+    text = page.read_text(encoding="utf-8")
+    for number, line in enumerate(text.splitlines(), 1):
+        bad = [hex(ord(ch)) for ch in line if ord(ch) < 32 and ch != "\n"]
+        assert not bad, f"{page.name}:{number}: control characters {bad}"
+        assert "\ufffd" not in line, f"{page.name}:{number}: replacement character (bad encoding)"
+    for broken in ("imes", "ext{", "rac{", "eta_", "heta"):
+        for match in re.finditer(rf"(?<![\\A-Za-z]){broken}", text):
+            context = text[max(0, match.start() - 12):match.end() + 4]
+            if re.search(r"\$[^$]*$", text[:match.start()].rsplit("\n", 1)[-1]):
+                raise AssertionError(f"{page.name}: a TeX command lost its backslash: {context!r}")

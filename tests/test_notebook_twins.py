@@ -210,3 +210,15 @@ def test_install_cell_installs_library_and_peers_without_deps():
         assert f'"{peer}>=' in cell
     for kept in ("torch", "numpy", "sympy"):
         assert not re.search(rf'"{kept}([<>=!~"]|$)', cell), f"the install cell reinstalls {kept}"
+
+
+def test_fix_install_cell_rewrites_only_the_install_cell(demo):
+    old = ("```{code-cell} ipython3\ntry:\n    import gradynamics  # noqa: F401\n"
+           "except ImportError:\n"
+           '    %pip install --quiet --no-deps "gradynamics @ git+https://x@main"\n```\n')
+    demo.write_text(CHAPTER.replace("(demo-chapter)=", old + "\n(demo-chapter)=", 1))
+    assert booktools.fix_install_cell(demo)
+    cells = [c for c in jupytext.read(demo, fmt="md:myst").cells if c.cell_type == "code"]
+    assert cells[0].source == booktools.install_cell_source(demo.parent)
+    assert cells[1].source.startswith("x = 1")
+    assert not booktools.fix_install_cell(demo), "a canonical install cell is left as it is"

@@ -20,7 +20,8 @@ render**: the MyST syntax that only the book understands is translated when the 
 ``python -m gradynamics.booktools sync`` rewrites every twin from its ``.md`` (deterministic:
 re-syncing an unchanged chapter rewrites nothing); ``python -m gradynamics.booktools check``
 lists the pairs that are out of sync; ``python -m gradynamics.booktools install-cell`` prints
-the canonical first cell of a chapter.
+the canonical first cell of a chapter, and ``fix-install-cells`` writes it into every chapter
+whose install cell differs.
 """
 
 from __future__ import annotations
@@ -87,6 +88,24 @@ def is_install_cell(source: str) -> bool:
 def is_setup_cell(source: str) -> bool:
     """True for a chapter's imports/device/seeding cell (the one after the install cell)."""
     return "import gradynamics" in source and "describe_runtime" in source
+
+
+_FIRST_CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(?P<body>.*?)^```[ \t]*$", re.M | re.S)
+
+
+def fix_install_cell(md_path: pathlib.Path | str) -> bool:
+    """Replace a chapter's install cell by the canonical one; True if the file changed."""
+    path = pathlib.Path(md_path)
+    text = path.read_text(encoding="utf-8")
+    match = _FIRST_CODE_CELL.search(text)
+    if match is None or not is_install_cell(match.group("body")):
+        return False
+    canonical = install_cell_source(path.parent) + "\n"
+    if match.group("body") == canonical:
+        return False
+    path.write_text(text[:match.start("body")] + canonical + text[match.end("body"):],
+                    encoding="utf-8")
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -613,12 +632,18 @@ def leftover_myst(text: str, macros: dict[str, str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    """Command line: ``sync``, ``check`` or ``install-cell``."""
-    if len(argv) != 1 or argv[0] not in ("sync", "check", "install-cell"):
-        print("usage: python -m gradynamics.booktools {sync|check|install-cell}", file=sys.stderr)
+    """Command line: ``sync``, ``check``, ``install-cell`` or ``fix-install-cells``."""
+    commands = ("sync", "check", "install-cell", "fix-install-cells")
+    if len(argv) != 1 or argv[0] not in commands:
+        print(f"usage: python -m gradynamics.booktools {{{'|'.join(commands)}}}", file=sys.stderr)
         return 2
     if argv[0] == "install-cell":
         print(install_cell_source())
+        return 0
+    if argv[0] == "fix-install-cells":
+        for md_path in myst_notebooks():
+            if fix_install_cell(md_path):
+                print(f"rewrote the install cell of {md_path}")
         return 0
     if argv[0] == "sync":
         for path in sync():
