@@ -57,6 +57,7 @@ import torch
 from gradynamics.runtime import synchronize
 from gradynamics.validation import (
     as_tensor,
+    check_class_labels,
     check_finite,
     check_ndim,
     check_positive,
@@ -66,11 +67,13 @@ from gradynamics.validation import (
 
 __all__ = [
     "BackwardMemory",
+    "ConvergenceSummary",
     "DEQClassifier",
     "SolverResult",
     "TrainingLog",
     "anderson_solve",
     "column_softmax",
+    "convergence_summary",
     "deq_layer",
     "end_to_end_matrix",
     "fixed_point_iterates",
@@ -79,7 +82,6 @@ __all__ = [
     "flow_velocity",
     "lambda_min_plus",
     "linear_gd",
-    "load_digits_split",
     "loss_and_gradients",
     "measure_backward_memory",
     "min_distance_interpolant",
@@ -380,6 +382,7 @@ def deq_layer(A: torch.Tensor, Phi: torch.Tensor, gamma: float | torch.Tensor,
     solves the adjoint system with the same ``solver`` (memory independent of the iterations).
     ``backward="unrolled"``: ``max_iter`` plain iterations recorded by autograd (``solver`` and
     ``tol`` are ignored); the backward pass backpropagates through all of them.
+    ``gamma`` is a constant of the layer: no gradient flows to it.
     """
     A, Phi = _square("A", A), _float_tensor("Phi", Phi)
     _check_features(A, Phi)
@@ -412,6 +415,8 @@ def torchdeq_fixed_point(A: torch.Tensor, Phi: torch.Tensor, gamma: float,
     check_ndim("A", A, 2)
     check_ndim("Phi", Phi, 2)
     _check_features(A, Phi)
+    if isinstance(gamma, torch.Tensor) and gamma.numel() != 1:
+        raise ValueError(f"gamma: expected one number in (0, 1), got shape {tuple(gamma.shape)}")
     g = float(_gamma(gamma, A))
     deq = get_deq(**deq_kwargs)
     S_T = _column_softmax(A).transpose(0, 1)
@@ -450,29 +455,6 @@ def random_relu_features(X: torch.Tensor, width: int, generator: torch.Generator
     c = torch.randn(width, 1, generator=generator, dtype=X.dtype)
     V, c = V.to(X.device), c.to(X.device)
     return torch.relu(V @ X.transpose(0, 1) + c) / math.sqrt(width)
-
-
-def load_digits_split(n_test: int = 500, dtype: torch.dtype = torch.float64,
-                      device: torch.device | None = None, seed: int = 0):
-    """scikit-learn's bundled 8x8 digits, standardised with the training statistics.
-
-    Returns ``(X_train, y_train, X_test, y_test)`` with ``X`` of shape (n, 64).
-    """
-    from sklearn.datasets import load_digits
-
-    n_test = check_positive_int("n_test", n_test)
-    digits = load_digits()
-    if n_test >= len(digits.target):
-        raise ValueError(f"n_test: expected fewer than {len(digits.target)}, got {n_test}")
-    generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(digits.target), generator=generator)
-    X = torch.as_tensor(digits.data, dtype=dtype)[order]
-    y = torch.as_tensor(digits.target, dtype=torch.long)[order]
-    X_train, X_test = X[n_test:], X[:n_test]
-    mean, std = X_train.mean(0), X_train.std(0).clamp_min(1e-6)
-    device = device or torch.device("cpu")
-    return ((X_train - mean).div(std).to(device), y[n_test:].to(device),
-            (X_test - mean).div(std).to(device), y[:n_test].to(device))
 
 
 # ----------------------------------------------------------------------------- square loss, GD
@@ -654,6 +636,63 @@ def fit_log_rate(excess: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     return -(tc * yc).sum(0) / tc.square().sum(0)
 
 
+@dataclass(frozen=True)
+class ConvergenceSummary:
+    """How a GD run of :func:`train_gd` converged, per instance (trailing axes of the log).
+
+    ``relative``: excess loss over its start, shape (n_steps + 1, ...). ``valid``: the number
+    of leading steps with ``relative > floor`` (after that, rounding dominates).
+    ``fitted_rate``: the per-step rate r of ``excess ~ C exp(-r t)`` fitted on the valid steps.
+    ``min_bound``: ``min_t 2 eta lambda_min^+ sigma_min(U_t)^2`` over the run.
+    ``worst_step_gap``: ``max_t [e_{t+1}/e_t - (1 - bound_t)]`` over the valid steps (<= 0 when
+    every step contracts at least as fast as the theorem says). ``envelope``: the guaranteed
+    curve ``prod_{s<t} (1 - bound_s)``; ``worst_envelope_ratio``: ``max_t relative_t /
+    envelope_t`` over the valid steps (<= 1 when the run stays below the envelope).
+    """
+
+    relative: torch.Tensor
+    valid: torch.Tensor
+    fitted_rate: torch.Tensor
+    min_bound: torch.Tensor
+    worst_step_gap: torch.Tensor
+    envelope: torch.Tensor
+    worst_envelope_ratio: torch.Tensor
+
+
+def convergence_summary(log: TrainingLog, excess: torch.Tensor,
+                        floor: float = 1e-10) -> ConvergenceSummary:
+    """Relative excess loss, fitted rate, rate bound and envelope checks of a GD run."""
+    if not isinstance(log, TrainingLog):
+        raise ValueError(f"log: expected a TrainingLog, got {type(log).__name__}")
+    excess = _float_tensor("excess", excess, ndim_min=1)
+    if tuple(excess.shape) != tuple(log.rate_bound.shape):
+        raise ValueError(f"excess: expected shape {tuple(log.rate_bound.shape)} (one entry per "
+                         f"step and instance), got {tuple(excess.shape)}")
+    floor = check_positive("floor", floor)
+    if bool((excess[0] <= 0).any()):
+        raise ValueError("excess: expected a positive excess loss at step 0")
+    relative = excess / excess[0]
+    valid = (relative > floor).long().cumprod(dim=0).sum(dim=0)
+    if bool((valid < 3).any()):
+        raise ValueError(f"floor: fewer than 3 steps above floor={floor} for some instance")
+    bound = log.rate_bound
+    ones = torch.ones_like(bound[:1])
+    envelope = torch.cat([ones, torch.cumprod(1 - bound[:-1], dim=0)])
+    flat_rel, flat_env = relative.reshape(len(relative), -1), envelope.reshape(len(envelope), -1)
+    flat_bound = bound.reshape(len(bound), -1)
+    rates, gaps, ratios = [], [], []
+    for k, stop in enumerate(valid.reshape(-1).tolist()):
+        rel = flat_rel[:stop, k]
+        rates.append(fit_log_rate(rel, 0, stop))
+        gaps.append((rel[1:] / rel[:-1] - (1 - flat_bound[:stop - 1, k])).max())
+        ratios.append((rel / flat_env[:stop, k]).max())
+    shape = valid.shape
+    return ConvergenceSummary(
+        relative=relative, valid=valid, fitted_rate=torch.stack(rates).reshape(shape),
+        min_bound=bound.amin(dim=0), worst_step_gap=torch.stack(gaps).reshape(shape),
+        envelope=envelope, worst_envelope_ratio=torch.stack(ratios).reshape(shape))
+
+
 # ----------------------------------------------------------------------------- classifier
 class DEQClassifier(torch.nn.Module):
     """x -> logits = C z*(x) + c with z* = gamma sigma(A) z* + (V x + v): a small DEQ classifier."""
@@ -683,6 +722,8 @@ class DEQClassifier(torch.nn.Module):
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """Logits (n, n_classes) for inputs X (n, n_inputs)."""
+        if X.ndim != 2 or X.shape[1] != self.V.shape[1]:
+            raise ValueError(f"X: expected shape (n, {self.V.shape[1]}), got {tuple(X.shape)}")
         Phi = self.V @ X.transpose(0, 1) + self.v
         Z = deq_layer(self.A, Phi, self.gamma, solver=self.solver, backward=self.backward_mode,
                       max_iter=self.n_iter, tol=0.0)
@@ -692,11 +733,15 @@ class DEQClassifier(torch.nn.Module):
 def train_classifier(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor,
                      n_steps: int, lr: float = 0.02) -> torch.Tensor:
     """Full-batch Adam on the cross-entropy; returns the loss before each step."""
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     n_steps = check_positive_int("n_steps", n_steps)
     lr = check_positive("lr", lr)
     X = _float_tensor("X", X)
-    if y.shape != X.shape[:1]:
-        raise ValueError(f"y: expected shape ({X.shape[0]},), got {tuple(y.shape)}")
+    check_ndim("X", X, 2)
+    with torch.no_grad():
+        n_classes = model(X[:1]).shape[-1]
+    y = check_class_labels("y", y, X.shape[:1], n_classes, device=X.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     for _ in range(n_steps):
