@@ -4,24 +4,30 @@ Trains one model per (method, seed) with ``torch.optim.SGD`` (momentum 0.9, weig
 cosine learning rate) wrapped by ``gradynamics.gradnorm.TransformedOptimizer``, with the
 standard CIFAR augmentation (4-pixel padding and random crop, horizontal flip), and writes the
 test accuracies, the largest global multiplier and the per-epoch gradient statistics (the data
-of the paper's Figure 1) to a JSON file. Not executed in CI.
+of the paper's Figure 1) to ``_build/bench/gradnorm.json`` (or ``--out``). CI runs only
+``--quick`` (``tests/test_benchmarks.py``).
 
 The run of the chapter (needs ``torchvision`` and a copy of CIFAR-100 that
 ``torchvision.datasets.CIFAR100(root, download=True)`` made earlier under ``--data-root``; a GPU)::
 
     python benchmarks/bench_gradnorm.py --data-root ~/data --epochs 200 --seeds 0 1 2 \\
-        --methods SGD GC ZNorm GAN-D --out results_gradnorm_cifar100.json
+        --methods SGD GC ZNorm GAN-D
 
-Smoke test on random tensors of CIFAR's shape (no torchvision, no data; seconds on a CPU)::
+The same code on random tensors of CIFAR's shape (no torchvision, no data)::
 
-    python benchmarks/bench_gradnorm.py --random-data --epochs 1 --width 4 --out /tmp/smoke.json
+    python benchmarks/bench_gradnorm.py --random-data --epochs 1 --width 4
+
+and ``--quick`` is that at a tiny size (seconds on a CPU), writing
+``_build/bench/quick/gradnorm.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -38,6 +44,7 @@ METHODS = {
     **{f"GAN-{v}": (lambda v=v: gn.gan(v)) for v in "ABCD"},
 }
 
+ROOT = Path(__file__).resolve().parents[1]
 VGG16_STAGES = ((64, 64), (128, 128), (256,) * 3, (512,) * 3, (512,) * 3)
 
 
@@ -85,14 +92,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--device", default=None, help="torch device (default: gd.get_device())")
-    parser.add_argument("--out", default="results_gradnorm_cifar100.json")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: tiny random data and network, 1 epoch, SGD and GAN-D")
+    parser.add_argument("--out", default=None,
+                        help="JSON file (default _build/bench/gradnorm.json, or quick/)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Run the benchmark; return (and write to ``--out``) the results as a dictionary."""
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> dict:
+    """Run the benchmark described by ``args``; return the results as a dictionary."""
+    if args.quick:
+        args.random_data, args.random_size, args.width = True, (32, 16), 2
+        args.epochs, args.batch_size, args.methods = 1, 16, ["SGD", "GAN-D"]
     device = gd.get_device(args.device)
     if args.random_data:
         data = random_cifar(*args.random_size, seed=0, device=device)
@@ -100,8 +112,10 @@ def main(argv: list[str] | None = None) -> dict:
         data = gds.load_cifar100(args.data_root, device=device)
     else:
         raise SystemExit("give --data-root DIR (CIFAR-100 under DIR) or --random-data")
-    results = {"config": vars(args), "runtime": gd.describe_runtime(device, torch.float32),
-               "runs": []}
+    print(gd.describe_runtime(device, torch.float32), flush=True)
+    results = {"topic": "gradnorm", "quick": bool(args.quick), "device": str(device),
+               "config": vars(args), "runs": []}
+    wall = time.perf_counter()
     for method in args.methods:
         for seed in args.seeds:
             gd.seed_everything(seed)
@@ -129,10 +143,22 @@ def main(argv: list[str] | None = None) -> dict:
                 "seconds": time.perf_counter() - start,
             })
             print(f"{method} seed {seed}: test accuracy {100 * accuracy:.2f}%", flush=True)
-    with open(args.out, "w") as handle:
-        json.dump(results, handle, indent=1)
+    results["wall_s"] = time.perf_counter() - wall
+    print(f"wall time {results['wall_s']:.1f} s", flush=True)
     return results
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point: run, then write the JSON record."""
+    args = parse_args(argv)
+    results = run(args)
+    out = Path(args.out) if args.out else (
+        ROOT / "_build" / "bench" / ("quick" if args.quick else "") / "gradnorm.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
