@@ -133,3 +133,10 @@ def test_claims_page_collects_every_chapter(mini_book):
     assert 'href="one.html"' in page and 'href="two.html"' in page
     rows = json.loads((mini_book / "claims.json").read_text())
     assert [r["chapter"] for r in rows] == ["Chapter one", "Chapter two"]
+
+
+def test_readable_download_compares_sources_split_into_lines():
+    twin = {"cells": [{"cell_type": "code", "source": ["a = 1\n", "a"], "outputs": []}]}
+    run = {"cells": [{"cell_type": "code", "source": "a = 1\na", "execution_count": 1,
+                      "outputs": [{"output_type": "stream", "name": "stdout", "text": "1"}]}]}
+    assert sphinxext.readable_download(twin, run)["cells"][0]["outputs"][0]["text"] == "1"

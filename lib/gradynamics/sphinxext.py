@@ -273,7 +273,11 @@ def readable_download(twin: dict, executed: dict) -> dict:
     """The twin's cells with the executed notebook's outputs (matched code cell by code cell)."""
     code_twin = [c for c in twin["cells"] if c["cell_type"] == "code"]
     code_run = [c for c in executed["cells"] if c["cell_type"] == "code"]
-    if [c["source"] for c in code_twin] != [c["source"] for c in code_run]:
+    def text(cell: dict) -> str:
+        source = cell.get("source", "")
+        return "".join(source) if isinstance(source, list) else source
+
+    if [text(c) for c in code_twin] != [text(c) for c in code_run]:
         return twin
     for mine, run in zip(code_twin, code_run, strict=True):
         mine["outputs"] = run.get("outputs", [])

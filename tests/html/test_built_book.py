@@ -139,6 +139,16 @@ PAGE_REPORT = """() => ({
   outputs: [...document.querySelectorAll('.cell_output')].map(el => el.innerText),
   stderr: [...document.querySelectorAll('.cell_output .stderr, .cell_output .output.stderr')]
     .map(el => el.innerText.slice(0, 200)),
+  wideTables: [...document.querySelectorAll('div.claims-ledger-wrapper, table.claims-ledger')]
+    .filter(el => el.scrollWidth > el.clientWidth + 1)
+    .map(el => `${el.scrollWidth} px in ${el.clientWidth} px`),
+  wrappedNumbers: [...document.querySelectorAll('table.claims-ledger td.num')]
+    .filter(td => {
+      const range = document.createRange();
+      range.selectNodeContents(td);
+      const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+      return lines.size > 1;
+    }).map(td => td.innerText),
   launch: [...document.querySelectorAll('a[href]')].map(a => a.href)
     .filter(h => /colab\\.research\\.google\\.com|mybinder\\.org/.test(h)),
 })"""
@@ -173,6 +183,10 @@ def test_page_reads_cleanly(book_page, page, visit, tracked_notebooks, axe, html
     for text in report["outputs"]:
         problems += [f"stray repr {needle!r} in an output: {text[:120]!r}"
                      for needle in STRAY_REPRS if needle in text]
+        if re.search(r"^\s*\|\s*:?-{3,}", text, re.M):
+            problems.append(f"a Markdown table printed as text: {text[:120]!r}")
+    problems += [f"claims ledger wider than the column: {w}" for w in report["wideTables"]]
+    problems += [f"a number wraps inside a ledger cell: {n!r}" for n in report["wrappedNumbers"]]
     for url in report["launch"]:
         path = _launch_path(url)
         if path is None or path not in tracked_notebooks:
