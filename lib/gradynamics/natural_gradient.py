@@ -84,8 +84,6 @@ __all__ = [
     "autograd_natural_gradient",
     "best_contraction",
     "discrete_step",
-    "eta_from_p",
-    "eta_from_theta",
     "fisher_eta",
     "fisher_theta",
     "fit_rate",
@@ -96,7 +94,6 @@ __all__ = [
     "kl_from_eta_displacement",
     "kl_from_theta_displacement",
     "linearised_flow_matrix",
-    "log_partition",
     "loss_eta",
     "loss_theta",
     "natural_gradient",
@@ -113,7 +110,6 @@ __all__ = [
     "sweep_instance",
     "stability_limit",
     "summarise_sweep",
-    "theta_from_eta",
     "theta_from_p",
     "whitening_map",
 ]
@@ -260,11 +256,6 @@ def _histograms(q: torch.Tensor, shape: tuple[int, ...], batch: int,
 
 
 # --------------------------------------------------------------------------- charts
-def eta_from_p(p) -> torch.Tensor:
-    """Mixture coordinates: the first ``n`` probabilities."""
-    return _simplex("p", p)[..., :-1]
-
-
 def p_from_eta(eta) -> torch.Tensor:
     """Probabilities ``(eta, 1 - sum eta)`` from mixture coordinates."""
     return _p_eta(_check_eta("eta", eta))
@@ -283,26 +274,6 @@ def p_from_theta(theta) -> torch.Tensor:
         raise ValueError(f"theta: expected coordinates on the last axis, got shape "
                          f"{tuple(theta.shape)}")
     return torch.exp(_log_p_theta(theta))
-
-
-def eta_from_theta(theta) -> torch.Tensor:
-    """Mixture coordinates of the point with exponential coordinates ``theta`` (= grad psi)."""
-    return p_from_theta(theta)[..., :-1]
-
-
-def theta_from_eta(eta) -> torch.Tensor:
-    """Exponential coordinates of the point with mixture coordinates ``eta``."""
-    eta = _check_eta("eta", eta)
-    return torch.log(eta) - torch.log(1 - eta.sum(-1, keepdim=True))
-
-
-def log_partition(theta) -> torch.Tensor:
-    """psi(theta) = log(1 + sum_j exp(theta_j))."""
-    theta = _float("theta", theta)
-    if theta.ndim < 1:
-        raise ValueError(f"theta: expected coordinates on the last axis, got shape "
-                         f"{tuple(theta.shape)}")
-    return torch.logsumexp(torch.cat([theta, torch.zeros_like(theta[..., :1])], dim=-1), dim=-1)
 
 
 # --------------------------------------------------------------------------- loss
