@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import textwrap
 
 import pytest
@@ -93,7 +94,7 @@ def mini_book(tmp_path_factory):
 
     def chapter(name: str, title: str, claim: str) -> str:
         ledger = gd.ClaimsLedger(title)
-        ledger.check(claim, "autograd", 1e-14, 1e-12)
+        ledger.check(claim + " of $x$", "autograd", 1e-14, 1e-12)
         return textwrap.dedent(f"""\
             # {title}
 
@@ -131,6 +132,9 @@ def test_claims_page_collects_every_chapter(mini_book):
     assert "2 claims from 2 chapters" in page and "2 of them passed" in page
     assert page.index("first claim") < page.index("second claim"), "table of contents order"
     assert 'href="one.html"' in page and 'href="two.html"' in page
+    assert re.search(r'<script[^>]+src="[^"]*mathjax', page), \
+        "the claims page loads MathJax for the math in the claims"
+    assert "\\(x\\)" in page
     rows = json.loads((mini_book / "claims.json").read_text())
     assert [r["chapter"] for r in rows] == ["Chapter one", "Chapter two"]
 

@@ -125,6 +125,9 @@ def _on_doctree_read(app, doctree) -> None:
         store[env.docname] = ledgers
     else:
         store.pop(env.docname, None)
+    if env.docname in env.gradynamics_claim_pages:
+        # The book-wide table has math in its claims; load MathJax on that page.
+        env.get_domain("math").data["has_equations"][env.docname] = True
 
 
 def _on_purge(app, env, docname: str) -> None:

@@ -130,6 +130,14 @@ MATH_REPORT = """() => {
       report.wide.push(`${id}: ${Math.round(width)} px in a ${Math.round(box.width)} px column`);
     }
   });
+  const article = (document.querySelector('article') || document.body).cloneNode(true);
+  article.querySelectorAll('pre, code, script, style, mjx-container, mjx-assistive-mml')
+    .forEach(el => el.remove());
+  const text = article.textContent;
+  for (const marker of ['\\\\(', '\\\\[', '$$']) {
+    const at = text.indexOf(marker);
+    if (at >= 0) report.untypeset.push(text.slice(Math.max(0, at - 40), at + 40));
+  }
   return report;
 }"""
 
