@@ -410,3 +410,21 @@ CHAIN = at.sticky_chain(0, T=10)
 def test_bad_inputs_raise_value_errors_naming_the_argument(call, pattern):
     with pytest.raises(ValueError, match=pattern):
         call()
+
+
+def test_attention_page_source_is_clean():
+    """No control characters (a TAB once ate the '\\t' of '\\times'), no book-only macros,
+    code lines of at most 88 characters."""
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[1] / "book" / "attention" / "attention_dynamics.md"
+    text = page.read_text(encoding="utf-8")
+    bad = sorted({repr(c) for c in text if ord(c) < 32 and c != "\n"})
+    assert not bad, f"control characters in the page: {bad}"
+    assert not re.search(r"(?<![\\a-zA-Z])imes\b", text), "a '\\times' lost its '\\t'"
+    macros = re.findall(r"\\(?:T|E|R|softmax|diag|KL|tr|relu)(?![a-zA-Z])", text)
+    assert not macros, f"book-only macros: {sorted(set(macros))}"
+    for cell in re.findall(r"```\{code-cell\} ipython3\n(.*?)```", text, flags=re.S):
+        for line in cell.splitlines():
+            assert len(line) <= 88 or "%pip install" in line, line
