@@ -251,7 +251,7 @@ def test_convergence_summary_on_exact_geometric_runs() -> None:
     torch.testing.assert_close(summary.envelope[:, 1], summary.relative[:, 1], rtol=1e-12,
                                atol=0)
     assert float(summary.worst_envelope_ratio[1]) == pytest.approx(1.0, rel=1e-12)
-    assert float(summary.worst_envelope_ratio[0]) == pytest.approx(1.0, rel=1e-12)  # t = 0
+    assert float(summary.worst_envelope_ratio[0]) == pytest.approx(0.9 / 0.95, rel=1e-12)
 
 
 def test_convergence_summary_of_a_real_gd_run_respects_its_bound() -> None:

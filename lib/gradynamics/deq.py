@@ -646,7 +646,7 @@ class ConvergenceSummary:
     ``min_bound``: ``min_t 2 eta lambda_min^+ sigma_min(U_t)^2`` over the run.
     ``worst_step_gap``: ``max_t [e_{t+1}/e_t - (1 - bound_t)]`` over the valid steps (<= 0 when
     every step contracts at least as fast as the theorem says). ``envelope``: the guaranteed
-    curve ``prod_{s<t} (1 - bound_s)``; ``worst_envelope_ratio``: ``max_t relative_t /
+    curve ``prod_{s<t} (1 - bound_s)``; ``worst_envelope_ratio``: ``max_{t>=1} relative_t /
     envelope_t`` over the valid steps (<= 1 when the run stays below the envelope).
     """
 
@@ -685,7 +685,7 @@ def convergence_summary(log: TrainingLog, excess: torch.Tensor,
         rel = flat_rel[:stop, k]
         rates.append(fit_log_rate(rel, 0, stop))
         gaps.append((rel[1:] / rel[:-1] - (1 - flat_bound[:stop - 1, k])).max())
-        ratios.append((rel / flat_env[:stop, k]).max())
+        ratios.append((rel[1:] / flat_env[1:stop, k]).max())
     shape = valid.shape
     return ConvergenceSummary(
         relative=relative, valid=valid, fitted_rate=torch.stack(rates).reshape(shape),
