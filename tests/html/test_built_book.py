@@ -23,11 +23,17 @@ STRAY_REPRS = ("Text(", "<matplotlib.", "Claim(", "ErrorReport(", "Legend at 0x"
 SERIOUS = ("serious", "critical")
 
 
-def _pages(html_dir: pathlib.Path) -> list[str]:
+def _is_redirect(path: pathlib.Path) -> bool:
+    head = path.read_text(encoding="utf-8", errors="replace")[:300].lower()
+    return 'http-equiv="refresh"' in head and "<body" not in head
+
+
+def _pages(html_dir: pathlib.Path, redirects: bool = False) -> list[str]:
+    """The book's pages (or, with ``redirects``, its redirect stubs such as index.html)."""
     skip = {"genindex.html", "search.html", "prf-prf.html"}
     return sorted(str(p.relative_to(html_dir)) for p in html_dir.rglob("*.html")
                   if not ({"_static", "_sources", "reports", "_images"} & set(p.parts))
-                  and p.name not in skip)
+                  and p.name not in skip and _is_redirect(p) == redirects)
 
 
 def _html_dir(config) -> pathlib.Path | None:
@@ -130,7 +136,8 @@ MATH_REPORT = """() => {
       report.wide.push(`${id}: ${Math.round(width)} px in a ${Math.round(box.width)} px column`);
     }
   });
-  const article = (document.querySelector('article') || document.body).cloneNode(true);
+  const article = (document.querySelector('article') || document.body
+    || document.documentElement).cloneNode(true);
   article.querySelectorAll('pre, code, script, style, mjx-container, mjx-assistive-mml')
     .forEach(el => el.remove());
   const text = article.textContent;
@@ -174,9 +181,12 @@ def _launch_path(url: str) -> str | None:
     return match.group(1) if match else None
 
 
-def test_book_has_pages(html_dir):
+def test_book_has_pages_and_redirects_resolve(html_dir):
     pages = _pages(html_dir)
-    assert "index.html" in pages and len(pages) >= 3, pages
+    assert "book/intro.html" in pages and len(pages) >= 3, pages
+    for stub in _pages(html_dir, redirects=True):
+        target = re.search(r'url=([^"]+)"', (html_dir / stub).read_text()).group(1)
+        assert (html_dir / stub).parent.joinpath(target).is_file(), f"{stub} -> {target}"
 
 
 def test_page_reads_cleanly(book_page, page, visit, tracked_notebooks, axe, html_dir):
