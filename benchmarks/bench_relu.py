@@ -11,7 +11,8 @@ Runs, on the library (``gradynamics.relu1d``) and the chapter's seven data point
 
 It prints the wall time and the key numbers and writes ``_build/bench/relu.json`` (timings and
 numbers) and ``book/relu_splines/full_size_results.json`` (numbers only), which the chapter
-loads and asserts its full-size claims on. Regenerate it with ``make bench``.
+loads and asserts its full-size claims on. Regenerate it with
+``.venv/bin/python benchmarks/bench_relu.py`` (or ``make bench``, which runs every script).
 ``--quick`` runs tiny sizes and writes ``_build/bench/quick/relu.json`` only.
 """
 
@@ -59,23 +60,16 @@ def run(quick: bool, device: torch.device) -> dict:
     out["numbers"]["regime_sweep"] = {"m": m, "steps": steps, **_sweep_numbers(sweep)}
 
     widths = [20, 80] if quick else [50, 200, 800, 3200]
-    gammas = [0.5, 1.0, 1.5]
-    arm_w = torch.tensor(widths * len(gammas), dtype=torch.float64)
-    arm_g = torch.tensor([g for g in gammas for _ in widths], dtype=torch.float64)
     steps_w = 500 if quick else 40_000
     start = _clock(device)
-    wsweep = rl.regime_sweep(x, y, torch.full((arm_w.numel(),), 100.0, dtype=torch.float64),
-                             m=[int(w) for w in arm_w], size=1e-3 * (200 / arm_w) ** arm_g,
-                             steps=steps_w, generator=seed_everything(6))
+    wsweep = rl.width_sweep(x, y, widths, [0.5, 1.0, 1.5], steps_w, ratio=100.0,
+                            generator=seed_everything(6))
     out["wall"]["width_sweep"] = _clock(device) - start
-    slopes = {}
-    for g in gammas:
-        sel = (arm_g == g).numpy()
-        slopes[str(g)] = float(np.polyfit(np.log(arm_w.numpy()[sel]),
-                                          np.log(wsweep.first_layer_change.cpu().numpy()[sel]),
-                                          1)[0])
-    out["numbers"]["width_sweep"] = {"steps": steps_w, "gammas": arm_g.tolist(),
-                                     "slopes": slopes, **_sweep_numbers(wsweep)}
+    slopes = {str(float(g)): float(s) for g, s in zip(wsweep.gammas, wsweep.exponents,
+                                                          strict=True)}
+    gammas = wsweep.gammas.repeat(len(widths)).tolist()
+    out["numbers"]["width_sweep"] = {"steps": steps_w, "gammas": gammas,
+                                     "slopes": slopes, **_sweep_numbers(wsweep.sweep)}
 
     m_rf = 2_000 if quick else 100_000
     grid = torch.linspace(-1, 1, 801, dtype=torch.float64, device=device)
@@ -87,8 +81,7 @@ def run(quick: bool, device: torch.device) -> dict:
     rf = {"m": m_rf}
     for affine in (False, True):
         limit = rl.random_feature_limit(x_np, np.array(Y_DATA), 2.0, affine=affine)(g_np)
-        c, coef = rl.random_feature_min_norm(x, y, feat.a, feat.b, affine=affine)
-        fit = rl.relu_net(grid, feat.a, feat.b, c) + coef[:, :1] + coef[:, 1:] * grid
+        fit = rl.random_feature_fit(x, y, feat.a, feat.b, grid, affine=affine)
         key = "affine" if affine else "plain"
         rf[f"{key}_to_limit"] = rl.sup_distance(fit, limit).tolist()
         rf[f"{key}_to_cubic"] = rl.sup_distance(fit, cubic).tolist()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import integrate, interpolate
+from scipy import integrate, interpolate, stats
 
 from gradynamics import relu1d as R
 
@@ -239,21 +241,34 @@ def test_random_feature_limit_affine_is_natural_cubic():
         np.testing.assert_allclose(limit, cubic, atol=1e-9)
 
 
-def test_random_feature_limit_is_the_wide_rf_fit_and_minimises_its_norm():
+def test_random_feature_limit_is_the_wide_rf_fit_and_its_norm_is_the_functional():
     rng = np.random.default_rng(4)
     x, y = _jittered(7, rng)
     big_m = 2.0
     grid = np.linspace(-big_m, big_m, 40_001)
     limit_fn = R.random_feature_limit(x, y, big_m)
-    # its RKHS norm y^T K^-1 y equals the functional that names the interpolant
-    f = limit_fn(grid)
+    # its RKHS norm y^T K^-1 y equals the functional (relu-eq-rkhs), by finite differences
     h = grid[1] - grid[0]
-    f2 = np.diff(f, 2) / h ** 2
-    d_left, d_right = (f[1] - f[0]) / h, (f[-1] - f[-2]) / h
-    functional = (2 * big_m * np.sum(f2 ** 2) * h + (d_left + d_right) ** 2
-                  + 3 / big_m ** 2 * (f[0] + f[-1] - big_m * (d_right - d_left)) ** 2)
+
+    def functional(f):
+        f2 = np.diff(f, 2) / h ** 2
+        d_left, d_right = (f[1] - f[0]) / h, (f[-1] - f[-2]) / h
+        return (2 * big_m * np.sum(f2 ** 2) * h + (d_left + d_right) ** 2
+                + 3 / big_m ** 2 * (f[0] + f[-1] - big_m * (d_right - d_left)) ** 2)
+
+    f = limit_fn(grid)
     norm = y @ np.linalg.solve(R.uniform_feature_kernel(x, x, big_m), y)
-    assert abs(functional - norm) < 1e-3 * norm
+    assert abs(functional(f) - norm) < 1e-5 * norm
+    # minimiser among interpolants <=> orthogonal to every function vanishing at the data:
+    # the cross term of the quadratic form with phi = prod_j (t - x_j) vanishes for f_inf
+    # and not for another interpolant (the natural cubic spline, affine outside the data)
+    phi = 0.3 * np.prod([grid - xj for xj in x], axis=0)
+    nat = interpolate.CubicSpline(x, y, bc_type="natural")
+    inside = np.clip(grid, x[0], x[-1])
+    other = nat(inside) + nat(inside, 1) * (grid - inside)
+    cosines = [(functional(g + phi) - functional(g) - functional(phi))
+               / (2 * np.sqrt(functional(g) * functional(phi))) for g in (f, other)]
+    assert abs(cosines[0]) < 1e-5 and abs(cosines[1]) > 1e-3, cosines
     # the random-feature fit approaches it as the width grows
     g = torch.Generator().manual_seed(0)
     xt, yt, gt = (torch.tensor(v) for v in (x, y, np.linspace(x[0], x[-1], 101)))
@@ -279,7 +294,23 @@ def test_random_feature_min_norm_interpolates_and_is_min_norm():
     c2, coef2 = R.random_feature_min_norm(x, y, p.a, p.b, affine=True)
     fit = R.relu_net(x, p.a, p.b, c2) + coef2[..., :1] + coef2[..., 1:] * x
     torch.testing.assert_close(fit, y.expand(2, -1), atol=1e-10, rtol=0)
-    assert float(c2.norm(dim=-1).max()) <= float(c.norm(dim=-1).max()) + 1e-12
+    # reference: the KKT system of min ||c||^2 s.t. Phi c + alpha + beta x = y, in numpy
+    xs, ys = x.numpy(), y.numpy()
+    for k in range(2):
+        phi_k = np.maximum(p.a[k].numpy()[:, None] * xs + p.b[k].numpy()[:, None], 0).T
+        kkt = np.zeros((9, 9))
+        kkt[:7, :7] = phi_k @ phi_k.T
+        kkt[:7, 7] = kkt[7, :7] = 1.0
+        kkt[:7, 8] = kkt[8, :7] = xs
+        sol = np.linalg.solve(kkt, np.concatenate([ys, [0.0, 0.0]]))
+        np.testing.assert_allclose(c2[k].numpy(), phi_k.T @ sol[:7], atol=1e-9)
+        np.testing.assert_allclose(coef2[k].numpy(), sol[7:], atol=1e-9)
+    grid = torch.linspace(-1.3, 1.3, 27, dtype=DT)
+    torch.testing.assert_close(R.random_feature_fit(x, y, p.a, p.b, grid, affine=True),
+                               R.relu_net(grid, p.a, p.b, c2) + coef2[..., :1]
+                               + coef2[..., 1:] * grid, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(R.random_feature_fit(x, y, p.a, p.b, x, chunk=3),
+                               y.expand(2, -1), atol=1e-10, rtol=0)
 
 
 def test_linearized_fit_matches_gd_on_the_linear_model():
@@ -306,9 +337,15 @@ def test_init_params_laws_and_scales():
     g = torch.Generator().manual_seed(0)
     p = R.init_params(20_000, 0.5, 0.01, law="uniform", knot_range=2.0, generator=g)
     assert torch.all(p.a.abs() == 0.5)
-    e = R.knots(p.a, p.b)
-    assert float(e.abs().max()) <= 2.0 and abs(float(e.mean())) < 0.05
-    assert abs(float(p.c.std()) - 0.01) < 1e-3
+    assert abs(float((p.a > 0).double().mean()) - 0.5) < 0.02        # signs are fair coins
+    # knots uniform on [-2, 2] and c ~ 0.01 N(0, 1): Kolmogorov-Smirnov against the laws
+    assert stats.kstest(R.knots(p.a, p.b).numpy(), "uniform", args=(-2.0, 4.0)).pvalue > 1e-3
+    assert stats.kstest(p.c.numpy() / 0.01, "norm").pvalue > 1e-3
+    wrong = stats.kstest(R.knots(p.a, p.b).numpy(), "uniform", args=(-1.5, 3.0)).pvalue
+    assert wrong < 1e-6                                   # the test can tell a wrong range
+    gauss = R.init_params(20_000, 2.0, 1.0, generator=g)
+    for t in (gauss.a, gauss.b):
+        assert stats.kstest(t.numpy() / 2.0, "norm").pvalue > 1e-3
     s_ab, s_c = R.layer_scales(torch.tensor([0.01, 100.0]), 1e-2)
     torch.testing.assert_close(s_ab / s_c, torch.tensor([0.01, 100.0], dtype=DT))
     torch.testing.assert_close(s_ab * s_c, torch.full((2,), 1e-2, dtype=DT))
@@ -351,7 +388,10 @@ def test_regime_sweep_step_sizes_padding_and_convergence():
     torch.testing.assert_close(sw.train.c[-1, 1, :12], alone.params.c, rtol=1e-12, atol=1e-14)
     grid_f = R.relu_net(sw.grid, alone.params.a, alone.params.b, alone.params.c)
     torch.testing.assert_close(sw.f_final[1], grid_f, rtol=1e-12, atol=1e-13)
-    assert sw.converged.tolist() == (sw.final_loss <= 1e-6).tolist()
+    final = sw.train.params
+    torch.testing.assert_close(sw.final_loss, R.loss(x, y, final.a, final.b, final.c))
+    assert sw.converged.tolist() == [bool(v) for v in R.loss(x, y, final.a, final.b,
+                                                             final.c) <= 1e-6]
     # a lazy arm's predicted budget does bring the linearised model below the tolerance
     k = 2
     arm = R.Params(init.a[k], init.b[k], init.c[k])
@@ -359,6 +399,23 @@ def test_regime_sweep_step_sizes_padding_and_convergence():
     assert 0.5 * float(((f_lin - y) ** 2).sum()) <= 1e-6
     f_short = R.linearized_fit(x, y, arm, sw.lr[k], int(sw.steps_needed[k]) // 20, x)
     assert 0.5 * float(((f_short - y) ** 2).sum()) > 1e-6
+
+
+def test_width_sweep_is_the_regime_sweep_with_scaled_sizes():
+    x, y = _data()
+    widths, gammas = [10, 20, 40], [0.5, 1.5]
+    ws = R.width_sweep(x, y, widths, gammas, 60, ratio=50.0, base_size=2e-3, base_width=20,
+                       generator=torch.Generator().manual_seed(4), n_records=3)
+    arm_m = widths * 2
+    sizes = torch.tensor([2e-3 * (20 / m) ** g for g in gammas for m in widths], dtype=DT)
+    ref = R.regime_sweep(x, y, torch.full((6,), 50.0, dtype=DT), m=arm_m, size=sizes,
+                         steps=60, generator=torch.Generator().manual_seed(4), n_records=3)
+    torch.testing.assert_close(ws.sweep.sizes, sizes)
+    torch.testing.assert_close(torch.as_tensor(ws.change).flatten(), ref.first_layer_change,
+                               rtol=1e-12, atol=0)
+    for k, row in enumerate(ws.change):
+        slope = stats.linregress(np.log(widths), np.log(row)).slope
+        assert abs(ws.exponents[k] - slope) < 1e-12
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -424,11 +481,27 @@ def _bad_cases():
         (lambda: R.regime_sweep(x, y, torch.ones(2), m=[5, 5, 5], steps=5), "m, size"),
         (lambda: R.regime_sweep(x, y, torch.ones(2), m=5, steps=0), "steps"),
         (lambda: R.regime_sweep(x, y, torch.ones(2), m=5, steps=5, loss_tol=0.0), "loss_tol"),
+        (lambda: R.regime_sweep(x, y, torch.ones(2), m=5, steps=5, eps=-0.1), "eps"),
+        (lambda: R.random_feature_fit(x, y, p.a, p.b, x[None]), "t"),
+        (lambda: R.random_feature_fit(x, y, p.a, p.b, x, chunk=0), "chunk"),
+        (lambda: R.width_sweep(x, y, [5, 5], [1.0], 5), "widths"),
+        (lambda: R.width_sweep(x, y, [5, 10], [[1.0]], 5), "gammas"),
+        (lambda: R.width_sweep(x, y, [5, 10], [1.0], 5, ratio=0.0), "ratio"),
+        (lambda: R.width_sweep(x, y, [5, 10], [1.0], 5, base_width=0), "base_width"),
     ]
 
 
 @pytest.mark.parametrize("case", range(len(_bad_cases())))
 def test_bad_inputs_raise_value_error_naming_argument(case):
     call, name = _bad_cases()[case]
-    with pytest.raises(ValueError, match=rf"^{name}: "):
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)}: "):
         call()
+
+
+def test_every_public_function_has_a_bad_input_case():
+    called = set()
+    for call, _ in _bad_cases():
+        called.update(call.__code__.co_names)
+    public = {name for name in R.__all__
+              if callable(getattr(R, name)) and not isinstance(getattr(R, name), type)}
+    assert public <= called, sorted(public - called)

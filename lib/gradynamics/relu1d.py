@@ -71,6 +71,7 @@ __all__ = [
     "Params",
     "SweepResult",
     "TrainResult",
+    "WidthSweepResult",
     "conserved_quantity",
     "curvature_weight_gaussian",
     "curvature_weight_uniform",
@@ -85,6 +86,7 @@ __all__ = [
     "loss",
     "loss_gradients",
     "natural_cubic_spline",
+    "random_feature_fit",
     "random_feature_limit",
     "random_feature_min_norm",
     "reduced_coordinates",
@@ -96,6 +98,7 @@ __all__ = [
     "tangent_kernel",
     "uniform_feature_kernel",
     "weighted_spline",
+    "width_sweep",
 ]
 
 
@@ -731,6 +734,18 @@ def random_feature_min_norm(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b
     return c.squeeze(-1), coef
 
 
+def random_feature_fit(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                       t: torch.Tensor, affine: bool = False, chunk: int = 4096) -> torch.Tensor:
+    """The fit of :func:`random_feature_min_norm` evaluated at ``t``, shape (..., len(t)).
+
+    ``sum_i c_i [a_i t + b_i]_+`` plus, with ``affine``, the unpenalised ``alpha + beta t``;
+    ``chunk`` is passed to :func:`relu_net` (wide networks on long grids).
+    """
+    c, coef = random_feature_min_norm(x, y, a, b, affine=affine)
+    t = _check_points("t", t, c, "a")
+    return relu_net(t, a, b, c, chunk=chunk) + coef[..., :1] + coef[..., 1:] * t
+
+
 # ------------------------------------------------------------------------ regime sweep
 @dataclass(frozen=True)
 class SweepResult:
@@ -787,7 +802,8 @@ def regime_sweep(x: torch.Tensor, y: torch.Tensor, ratios: torch.Tensor,
     early_steps = check_positive_int("early_steps", early_steps)
     n_records = check_positive_int("n_records", n_records, minimum=2)
     grid_points = check_positive_int("grid_points", grid_points, minimum=2)
-    for name, value in (("lr_cap", lr_cap), ("lr_factor", lr_factor), ("loss_tol", loss_tol)):
+    for name, value in (("lr_cap", lr_cap), ("lr_factor", lr_factor), ("loss_tol", loss_tol),
+                        ("eps", eps)):
         check_positive(name, value)
     if isinstance(m, (int, np.integer)) and not isinstance(m, bool):
         widths = torch.tensor([check_positive_int("m", m)])
@@ -832,3 +848,46 @@ def regime_sweep(x: torch.Tensor, y: torch.Tensor, ratios: torch.Tensor,
                        torch.as_tensor(dist_cubic), torch.as_tensor(dist_linear), displacement,
                        first_layer_change, mass.amax(0), final_loss, final_loss <= loss_tol,
                        needed, lam[..., 0])
+
+
+@dataclass(frozen=True)
+class WidthSweepResult:
+    """The width sweep at one layer-scale ratio: first-layer change per (gamma, width)."""
+
+    sweep: SweepResult           # the batched run; arm k = (gammas[k // W], widths[k % W])
+    widths: np.ndarray           # (W,)
+    gammas: np.ndarray           # (G,)
+    change: np.ndarray           # (G, W) relative first-layer change ||Delta(a, b)|| / ||(a, b)||
+    exponents: np.ndarray        # (G,) least-squares slope of log(change) against log(m)
+
+
+def width_sweep(x: torch.Tensor, y: torch.Tensor, widths: Sequence[int],
+                gammas: Sequence[float], steps: int, *, ratio: float = 100.0,
+                base_size: float = 1e-3, base_width: int = 200,
+                generator: torch.Generator | None = None, **options) -> WidthSweepResult:
+    """:func:`regime_sweep` over widths x exponents at the fixed ratio ``s_ab / s_c = ratio``.
+
+    Arm (gamma, m) starts from ``s_ab * s_c = base_size * (base_width / m)^gamma``; the scaling
+    estimate predicts a relative first-layer change ``~ m^(gamma - 1)``. All arms run as one
+    batched program (narrow arms zero-padded); ``options`` go to :func:`regime_sweep`.
+    The fitted ``exponents`` are the slopes of ``log(change)`` against ``log(m)``.
+    """
+    widths = [check_positive_int("widths", w) for w in widths]
+    if len(set(widths)) < 2:
+        raise ValueError(f"widths: expected at least two distinct widths, got {widths}")
+    gam = as_tensor("gammas", gammas, dtype=torch.float64).cpu()
+    if gam.ndim != 1 or gam.numel() < 1:
+        raise ValueError(f"gammas: expected a non-empty 1-D sequence, got {tuple(gam.shape)}")
+    check_finite("gammas", gam)
+    check_positive("ratio", ratio)
+    check_positive("base_size", base_size)
+    base_width = check_positive_int("base_width", base_width)
+    arm_w = torch.tensor(widths * gam.numel(), dtype=torch.float64)
+    arm_g = gam.repeat_interleave(len(widths))
+    sweep = regime_sweep(x, y, torch.full((arm_w.numel(),), float(ratio), dtype=torch.float64),
+                         m=widths * gam.numel(), size=base_size * (base_width / arm_w) ** arm_g,
+                         steps=steps, generator=generator, **options)
+    change = sweep.first_layer_change.cpu().numpy().reshape(gam.numel(), len(widths))
+    log_w = np.log(np.array(widths, dtype=float))
+    exponents = np.array([np.polyfit(log_w, np.log(row), 1)[0] for row in change])
+    return WidthSweepResult(sweep, np.array(widths), gam.numpy(), change, exponents)
