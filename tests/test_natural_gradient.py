@@ -57,20 +57,44 @@ def test_fisher_metrics_are_inverse_and_natural_gradient(n: int, seed: int) -> N
     torch.testing.assert_close(ng.grad_loss_theta(q, theta), eta - q[:-1], rtol=0, atol=1e-14)
 
 
-def test_gradients_and_fisher_match_autograd(q: torch.Tensor) -> None:
-    p = random_simplex((), 6, 1)
-    eta = p[:-1].clone().requires_grad_(True)
-    (g_eta,) = torch.autograd.grad(ng.loss_eta(q, eta), eta)
-    torch.testing.assert_close(g_eta, ng.grad_loss_eta(q, p[:-1]), rtol=1e-12, atol=1e-12)
-    theta = ng.theta_from_p(p).requires_grad_(True)
-    (g_theta,) = torch.autograd.grad(ng.loss_theta(q, theta), theta)
-    torch.testing.assert_close(g_theta, ng.grad_loss_theta(q, theta.detach()),
-                               rtol=1e-12, atol=1e-12)
-    hess_v = torch.autograd.functional.hessian(lambda th: ng.loss_theta(q, th), theta.detach())
-    torch.testing.assert_close(hess_v, ng.fisher_theta(theta.detach()), rtol=1e-10, atol=1e-12)
-    # Fisher in eta as the score covariance (autograd Jacobian of log p)
-    jac = torch.autograd.functional.jacobian(lambda e: ng.p_from_eta(e).log(), p[:-1])
-    torch.testing.assert_close(jac.T @ (p[:, None] * jac), ng.fisher_eta(p[:-1]))
+@settings(max_examples=10, deadline=None)
+@given(n=st.integers(1, 8), seed=st.integers(0, 10_000))
+def test_closed_forms_match_autograd(n: int, seed: int) -> None:
+    p, q = random_simplex((2,), n + 1, seed)
+    gen = torch.Generator().manual_seed(seed)
+    A = torch.randn(n, n, generator=gen, dtype=F64) + 3 * torch.eye(n, dtype=F64)
+    pairs = ng.closed_forms_vs_autograd(q, p, A)
+    assert set(pairs) == {"grad L(eta)", "grad V(theta)", "natural gradient", "score covariance",
+                          "Hessian L at optimum", "Hessian V(theta)", "gradient in A eta + b"}
+    for name, (closed, reference) in pairs.items():
+        torch.testing.assert_close(closed, reference, rtol=1e-9, atol=1e-11, msg=name)
+    # the references are autograd's, not the closed forms again: a wrong closed form shows
+    wrong = ng.grad_loss_eta(q, p[:-1]) * 1.001
+    assert not torch.allclose(wrong, pairs["grad L(eta)"][1], rtol=1e-9, atol=1e-11)
+
+
+def test_integrate_natural_flow_in_theta_chart_is_the_mixture_geodesic(q: torch.Tensor) -> None:
+    p0 = random_simplex((2,), 6, 13)
+    t = torch.linspace(0, 5, 11, dtype=F64)
+    path = ng.integrate_natural_flow(q, theta_chart, ng.theta_from_p(p0), t)
+    assert path.shape == (11, 2, 5)
+    torch.testing.assert_close(ng.p_from_theta(path), ng.ngd_closed_form(q, p0, t),
+                               rtol=0, atol=1e-8)
+    one = ng.integrate_natural_flow(q, theta_chart, ng.theta_from_p(p0[0]), t)
+    torch.testing.assert_close(one, path[:, 0], rtol=0, atol=1e-9)
+
+
+def test_chord_deviation_of_segment_and_arc() -> None:
+    s = torch.linspace(0, 1, 50, dtype=F64)[:, None]
+    segment = torch.tensor([1.0, -2.0, 0.5], dtype=F64) + s * torch.tensor([0.3, 1.0, -1.0],
+                                                                           dtype=F64)
+    assert float(ng.chord_deviation(segment)) < 1e-15
+    angle = torch.linspace(0, math.pi / 2, 2001, dtype=F64)
+    arc = torch.stack([angle.cos(), angle.sin()], -1)
+    both = torch.stack([arc, 2 * arc], 1)  # [T, 2 paths, 2]: scale-free
+    expected = (1 - 1 / math.sqrt(2)) / math.sqrt(2)  # sagitta over chord of a quarter circle
+    torch.testing.assert_close(ng.chord_deviation(both), torch.full((2,), expected, dtype=F64),
+                               rtol=1e-6, atol=0)
 
 
 def test_autograd_natural_gradient_matches_closed_form(q: torch.Tensor) -> None:
@@ -311,12 +335,85 @@ def test_minibatch_iterations_noise_floor(q: torch.Tensor) -> None:
 
 
 def test_minibatch_ngd_at_lr_one_is_the_batch_histogram() -> None:
+    """With step 1, NGD jumps to the batch histogram: every KL after a step is KL(q || c/B)
+    for counts c of a batch of B = 5 draws (infinite when a count is 0)."""
     q_small = torch.tensor([0.01, 0.49, 0.5], dtype=F64)
     gen = torch.Generator().manual_seed(0)
     kl = ng.run_iterations("ngd", q_small, q_small.expand(50, -1), 1.0, 10, project=False,
-                           batch=5, generator=gen)
-    assert bool(torch.isinf(kl[1:]).any())  # a batch of 5 often misses the rare outcome
-    assert bool(torch.isfinite(kl[1:]).any())
+                           batch=5, generator=gen)[1:]
+    counts = torch.tensor([(a, b, 5 - a - b) for a in range(1, 5) for b in range(1, 5 - a)],
+                          dtype=F64)
+    possible = ng.kl_divergence(q_small, counts / 5)
+    finite = kl[torch.isfinite(kl)]
+    assert finite.numel() > 0 and bool(torch.isinf(kl).any())
+    assert float((finite[:, None] - possible[None]).abs().amin(1).max()) < 1e-12
+
+
+def test_noise_floor_of_gradient_descent_matches_simulation(q: torch.Tensor) -> None:
+    """The floor formula for GD (noise Q / B in the method's chart) against mini-batch runs."""
+    gen = torch.Generator().manual_seed(8)
+    for method in ("gd_eta", "gd_theta"):
+        lam_max = float(torch.linalg.eigvalsh(ng.linearised_flow_matrix(method, q)).max())
+        lr = 1 / lam_max
+        kl = ng.run_iterations(method, q, q.expand(200, -1), lr, 300, project=False,
+                               batch=400, generator=gen)
+        predicted = ng.noise_floor(method, q, lr, 400)
+        assert float(kl[100:].mean()) == pytest.approx(predicted, rel=0.1), method
+
+
+def _plain_worst_rise_times(method, q_hat, starts, lrs, num_iters, tol=1e-3):
+    """The authors' loop, one run at a time, gradients by autograd of the plain cross-entropy
+    (no kernel of the library); rise time counted from 0, num_iters + 1 if never settled."""
+    entropy = float(-(q_hat * q_hat.log()).sum())
+    to_p = {"gd_theta": theta_chart,
+            "gd_eta": lambda e: torch.cat([e, 1 - e.sum(-1, keepdim=True)])}
+    to_p["ngd"] = to_p["gd_eta"]
+    worst = []
+    for lr in lrs:
+        rises = []
+        for p0 in starts:
+            x = torch.log(p0[:-1] / p0[-1]) if method == "gd_theta" else p0[:-1].clone()
+            excess = []
+            for k in range(num_iters + 1):
+                if k:
+                    if method == "ngd":
+                        step = ng.autograd_natural_gradient(q_hat, x, to_p["ngd"])
+                    else:
+                        z = x.clone().requires_grad_(True)
+                        (step,) = torch.autograd.grad(
+                            -(q_hat * torch.log(to_p[method](z))).sum(), z)
+                    x = x - lr * step
+                    if method != "gd_theta":  # the authors' project_simplex
+                        x = torch.where(x < tol, torch.full_like(x, tol), x)
+                        if float(x.sum()) > 1 - tol:
+                            x = x / (x + tol).sum()
+                excess.append(float(-(q_hat * torch.log(to_p[method](x))).sum()) - entropy)
+            above = [k for k, e in enumerate(excess) if not e < 0.05 * entropy]
+            rises.append(above[-1] + 1 if above else 0)
+        worst.append(max(rises))
+    return worst
+
+
+@pytest.mark.parametrize(("method", "lrs"), [
+    ("gd_eta", [0.004, 0.02, 0.08]), ("ngd", [0.3, 1.0, 2.5]), ("gd_theta", [2.0, 8.0, 60.0])])
+def test_rise_time_sweep_matches_a_plain_autograd_loop(method: str, lrs: list) -> None:
+    _, q_hat, starts = ng.sweep_instance(n=4, samples=500, num_starts=3, seed=3)
+    worst = ng.rise_time_sweep(method, q_hat, starts, torch.tensor(lrs, dtype=F64), 25)
+    assert worst.tolist() == _plain_worst_rise_times(method, q_hat, starts, lrs, 25)
+
+
+def test_load_sweep_results(tmp_path) -> None:
+    import json
+    from pathlib import Path
+    committed = Path(__file__).parents[1] / "book" / "natural_gradient" / "full_size_results.json"
+    data = ng.load_sweep_results(committed)
+    assert data["num_lrs"] == len(data["sweeps"]["minibatch"]["ngd"]["worst"])
+    assert ng.load_sweep_results(tmp_path / "absent.json", missing_ok=True) is None
+    broken = tmp_path / "broken.json"
+    data["sweeps"]["full"]["ngd"]["worst"] = data["sweeps"]["full"]["ngd"]["worst"][:-1]
+    broken.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"^path: sweep 'full', method 'ngd'"):
+        ng.load_sweep_results(broken)
 
 
 # ------------------------------------------------------------------ bad input
@@ -349,6 +446,14 @@ T64 = torch.tensor(Q3, dtype=F64)
     (ng.autograd_natural_gradient, (Q3, [0.1, 0.2], "softmax"), "chart"),
     (ng.autograd_natural_gradient, (T64, torch.zeros(1, 1, 2, dtype=F64), torch.exp), "x"),
     (ng.affine_dual_maps, ([0.1, 0.2], [0.0], torch.eye(2)), "theta"),
+    (ng.closed_forms_vs_autograd, (T64, T64, None), "A"),
+    (ng.closed_forms_vs_autograd, (T64, T32, torch.eye(2, dtype=F64)), "p"),
+    (ng.closed_forms_vs_autograd, (T64, T64, torch.eye(2)), "A"),
+    (ng.integrate_natural_flow, (Q3, torch.exp, [0.1, 0.2], [1.0, 2.0]), "t"),
+    (ng.integrate_natural_flow, (Q3, "softmax", [0.1, 0.2], [0.0, 1.0]), "chart"),
+    (ng.chord_deviation, ([[0.0, 1.0]],), "path"),
+    (ng.chord_deviation, ([[0.0, 1.0], [0.0, 1.0]],), "path"),
+    (ng.load_sweep_results, ("/nonexistent/results.json",), "path"),
     (ng.affine_dual_maps, (T64[:2], T64[:2], torch.eye(2)), "A"),
     (ng.spectral_map, (Q3, [1.0, -1.0]), "eigenvalues"),
     (ng.whitening_map, (Q3, 0.0), "c"),

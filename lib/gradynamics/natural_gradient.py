@@ -52,9 +52,11 @@ inputs become ``float64``; tensors keep their dtype, and mixing float dtypes is 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -83,6 +85,8 @@ __all__ = [
     "asymptotic_rate",
     "autograd_natural_gradient",
     "best_contraction",
+    "chord_deviation",
+    "closed_forms_vs_autograd",
     "discrete_step",
     "fisher_eta",
     "fisher_theta",
@@ -90,10 +94,12 @@ __all__ = [
     "grad_loss_eta",
     "grad_loss_theta",
     "integrate_flow",
+    "integrate_natural_flow",
     "kl_divergence",
     "kl_from_eta_displacement",
     "kl_from_theta_displacement",
     "linearised_flow_matrix",
+    "load_sweep_results",
     "loss_eta",
     "loss_theta",
     "natural_gradient",
@@ -180,14 +186,14 @@ def _check_method(method: str) -> str:
     return method
 
 
-def _check_matrix_a(A, n: int, dtype: torch.dtype | None = None) -> torch.Tensor | None:
+def _check_matrix_a(A, n: int, **like: torch.Tensor) -> torch.Tensor | None:
+    """An invertible (n, n) matrix; ``like={"q": q}`` also requires q's dtype."""
     if A is None:
         return None
     A = _float("A", A)
     if tuple(A.shape) != (n, n):
         raise ValueError(f"A: expected a square ({n}, {n}) matrix, got shape {tuple(A.shape)}")
-    if dtype is not None and A.dtype != dtype:
-        raise ValueError(f"A: dtype {A.dtype} differs from the target's {dtype}")
+    check_same_dtype(**like, A=A)
     svals = torch.linalg.svdvals(A.to(torch.float64))
     if float(svals.min()) <= 1e-12 * max(float(svals.max()), 1e-300):
         raise ValueError("A: is singular (or numerically singular); the reparameterisation "
@@ -241,6 +247,13 @@ def _project(eta: torch.Tensor, tol: float) -> torch.Tensor:
     eta = eta.clamp_min(tol)
     total = eta.sum(-1, keepdim=True)
     return torch.where(total > 1 - tol, eta / (total + tol * eta.shape[-1]), eta)
+
+
+def _start_coords(method: str, p: torch.Tensor) -> torch.Tensor:
+    """Coordinates of probabilities ``p`` in the chart the method runs in (theta or eta)."""
+    if method == "gd_theta":
+        return torch.log(p[..., :-1]) - torch.log(p[..., -1:])
+    return p[..., :-1].clone()
 
 
 def _histograms(q: torch.Tensor, shape: tuple[int, ...], batch: int,
@@ -411,6 +424,126 @@ def autograd_natural_gradient(q, x, chart: Callable[[torch.Tensor], torch.Tensor
     return torch.func.vmap(one)(x) if x.ndim == 2 else one(x)
 
 
+def closed_forms_vs_autograd(q, p, A) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Each closed form of this module at the point ``p`` beside an autograd reference.
+
+    Returns ``{quantity: (closed form, reference)}`` for one target ``q`` and one point ``p``
+    (both [n+1]) and an invertible ``A`` [n, n]. The references differentiate the plain KL
+    formula with autograd: the gradients of ``L`` and ``V``; the natural gradient as a linear
+    solve of the Fisher metric with that gradient; the Fisher metric as the score covariance
+    (autograd Jacobian of ``log p``); the Hessians of ``L`` at the optimum and of ``V`` at
+    ``p``; and the gradient in the affine chart ``z = A eta`` (autograd through
+    ``eta = A^{-1} z``), against the pull-back ``A^{-T} grad_eta L``.
+    """
+    q = _simplex("q", q, ndim=1)
+    p = _simplex("p", p, ndim=1)
+    check_same_dtype(q=q, p=p)
+    if p.shape != q.shape:
+        raise ValueError(f"p: expected shape {tuple(q.shape)}, got {tuple(p.shape)}")
+    A = _check_matrix_a(A, q.shape[-1] - 1, q=q)
+    if A is None:
+        raise ValueError("A: expected an invertible (n, n) matrix, got None")
+    eta, theta = p[:-1].detach(), _start_coords("gd_theta", p.detach())
+    jacobian, hessian = torch.autograd.functional.jacobian, torch.autograd.functional.hessian
+
+    def plain_loss(log_p: torch.Tensor) -> torch.Tensor:
+        return (q * (torch.log(q) - log_p)).sum()
+
+    g_eta = torch.func.grad(lambda e: plain_loss(torch.log(_p_eta(e))))(eta)
+    g_theta = torch.func.grad(lambda t: plain_loss(_log_p_theta(t)))(theta)
+    jac_log_p = jacobian(lambda e: torch.log(_p_eta(e)), eta)
+    g_tilde = torch.func.grad(
+        lambda z: plain_loss(torch.log(_p_eta(torch.linalg.solve(A, z)))))(A @ eta)
+    G_eta = fisher_eta(eta)
+    return {
+        "grad L(eta)": (grad_loss_eta(q, eta), g_eta),
+        "grad V(theta)": (grad_loss_theta(q, theta), g_theta),
+        "natural gradient": (natural_gradient(q, eta), torch.linalg.solve(G_eta, g_eta)),
+        "score covariance": (G_eta, jac_log_p.T @ (p[:, None] * jac_log_p)),
+        "Hessian L at optimum": (fisher_eta(q[:-1]), hessian(
+            lambda e: plain_loss(torch.log(_p_eta(e))), q[:-1].detach())),
+        "Hessian V(theta)": (fisher_theta(theta), hessian(
+            lambda t: plain_loss(_log_p_theta(t)), theta)),
+        "gradient in A eta + b": (torch.linalg.solve(A.T, grad_loss_eta(q, eta)), g_tilde),
+    }
+
+
+def integrate_natural_flow(q, chart: Callable[[torch.Tensor], torch.Tensor], x0, t,
+                           rtol: float = 1e-10, atol: float = 1e-12) -> torch.Tensor:
+    """The NGD flow ``x' = -G(x)^{-1} grad_x KL(q || chart(x))`` in any chart, from autograd.
+
+    The right-hand side is :func:`autograd_natural_gradient` (score covariance and gradient by
+    autograd, no closed form), integrated with SciPy's DOP853 on the CPU in float64 from the
+    points ``x0`` [d] or [B, d]. Returns the coordinates at the times ``t``, shape
+    ``[T, *x0.shape]``; map them to probabilities with ``chart`` to compare charts.
+    """
+    q = _simplex("q", q, ndim=1).to(torch.float64).cpu()
+    x0 = _float("x0", x0).to(torch.float64).cpu()
+    check_ndim("x0", x0, (1, 2))
+    if not callable(chart):
+        raise ValueError(f"chart: expected a callable x -> p, got {type(chart).__name__}")
+    t = _float("t", t).to(torch.float64).cpu()
+    if t.ndim != 1 or t.numel() < 2 or bool((t.diff() <= 0).any()) or float(t[0]) != 0.0:
+        raise ValueError("t: expected an increasing 1-D grid of times starting at 0")
+    check_positive("rtol", rtol)
+    check_positive("atol", atol)
+    shape = x0.shape
+
+    def rhs(_t, y):
+        x = torch.from_numpy(y).view(shape)
+        return -autograd_natural_gradient(q, x, chart).reshape(-1).numpy()
+
+    sol = solve_ivp(rhs, (0.0, float(t[-1])), x0.reshape(-1).numpy(), method="DOP853",
+                    t_eval=t.numpy(), rtol=rtol, atol=atol)
+    if not sol.success:
+        raise RuntimeError(f"integrate_natural_flow: {sol.message}")
+    return torch.from_numpy(sol.y.T.copy()).view(len(t), *shape)
+
+
+def chord_deviation(path) -> torch.Tensor:
+    """Largest distance of a path from the chord between its ends, over the chord's length.
+
+    ``path`` is [T, ..., d] (T points of each of a batch of paths); returns one number per
+    path, shape ``path.shape[1:-1]``: 0 for a straight segment.
+    """
+    path = _float("path", path)
+    if path.ndim < 2 or path.shape[0] < 2:
+        raise ValueError(f"path: expected shape [T >= 2, ..., d], got {tuple(path.shape)}")
+    start, end = path[0], path[-1]
+    length = (end - start).norm(dim=-1, keepdim=True)
+    if bool((length == 0).any()):
+        raise ValueError("path: a path ends where it starts (no chord)")
+    direction = (end - start) / length
+    rel = path - start
+    perp = rel - (rel * direction).sum(-1, keepdim=True) * direction
+    return perp.norm(dim=-1).amax(0) / length.squeeze(-1)
+
+
+def load_sweep_results(path, missing_ok: bool = False) -> dict | None:
+    """Read the full-size rise-time sweeps written by ``benchmarks/bench_natural_gradient.py``.
+
+    Checks that each of the sweeps ``"full"`` and ``"minibatch"`` has, for every method, the
+    worst-case rise times (``num_lrs`` of them) and their summary. Returns ``None`` when the
+    file does not exist and ``missing_ok``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        if missing_ok:
+            return None
+        raise ValueError(f"path: no results file at {path}")
+    data = json.loads(path.read_text())
+    for key in ("num_lrs", "num_starts", "num_iters", "batch", "sweeps"):
+        if key not in data:
+            raise ValueError(f"path: results file {path} has no {key!r}")
+    for sweep in ("full", "minibatch"):
+        for method in METHODS:
+            entry = data["sweeps"].get(sweep, {}).get(method, {})
+            if len(entry.get("worst", ())) != data["num_lrs"] or "summary" not in entry:
+                raise ValueError(f"path: sweep {sweep!r}, method {method!r} needs "
+                                 f"{data['num_lrs']} worst-case rise times and a summary")
+    return data
+
+
 def affine_dual_maps(eta, theta, A, b=None) -> tuple[torch.Tensor, torch.Tensor]:
     """The dual affine pair ``(A eta + b, A^{-T} theta)`` (batched over leading axes)."""
     eta = _float("eta", eta)
@@ -419,7 +552,7 @@ def affine_dual_maps(eta, theta, A, b=None) -> tuple[torch.Tensor, torch.Tensor]
         raise ValueError(f"theta: expected the shape of eta {tuple(eta.shape)}, "
                          f"got {tuple(theta.shape)}")
     check_same_dtype(eta=eta, theta=theta)
-    A = _check_matrix_a(A, eta.shape[-1], eta.dtype)
+    A = _check_matrix_a(A, eta.shape[-1], eta=eta)
     b = torch.zeros_like(eta) if b is None else _float("b", b)
     check_same_dtype(eta=eta, b=b)
     eta_t = eta @ A.T + b
@@ -452,7 +585,7 @@ def linearised_flow_matrix(method: str, q, A=None) -> torch.Tensor:
     _check_method(method)
     q = _simplex("q", q, ndim=1)
     n = q.shape[-1] - 1
-    A = _check_matrix_a(A, n, q.dtype)
+    A = _check_matrix_a(A, n, q=q)
     eye = torch.eye(n, dtype=q.dtype, device=q.device)
     if method == "ngd":
         return eye
@@ -740,8 +873,7 @@ def run_iterations(method: str, q, p0, lr, num_iters: int, project: bool = True,
     q, p0, lr_t = _check_iteration_args(method, q, p0, lr, num_iters, tol, batch, generator)
     runs = torch.broadcast_shapes(tuple(lr_t.shape), tuple(p0.shape[:-1]))
     p0 = p0.expand(runs + (p0.shape[-1],))
-    x = torch.log(p0[..., :-1]) - torch.log(p0[..., -1:]) if method == "gd_theta" \
-        else p0[..., :-1].clone()
+    x = _start_coords(method, p0)
     lr_b = lr_t.expand(runs).unsqueeze(-1)
     return _iterate(method, q, x, lr_b, num_iters, project, tol, batch, generator)
 
@@ -784,8 +916,7 @@ def rise_time_sweep(method: str, q, starts, lrs, num_iters: int = 99,
     check_ndim("lrs", lr_t, 1)
     check_positive("rel_threshold", rel_threshold)
     entropy = float(-(q * q.log()).sum())
-    x = torch.log(starts[:, :-1]) - torch.log(starts[:, -1:]) if method == "gd_theta" \
-        else starts[:, :-1]
+    x = _start_coords(method, starts)
     runs = (lr_t.shape[0], starts.shape[0])
     x = x.unsqueeze(0).expand(runs + (x.shape[-1],)).clone()
     lr_b = lr_t[:, None, None].expand(runs + (1,))
