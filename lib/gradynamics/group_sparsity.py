@@ -60,16 +60,26 @@ import numpy as np
 import torch
 
 from gradynamics.runtime import DEFAULT_DTYPE
-from gradynamics.validation import as_tensor, check_finite, check_positive, check_positive_int
+from gradynamics.validation import (
+    as_tensor,
+    check_finite,
+    check_positive,
+    check_positive_int,
+    check_same_dtype,
+)
 
 __all__ = [
     "DESIGNS",
     "GroupData",
     "TrainResult",
+    "conserved_quantity",
     "conventional_reference_train",
+    "correlation",
     "dglnn_gradients",
     "dglnn_loss",
     "dglnn_weights",
+    "early_growth_slopes",
+    "entry_epochs",
     "group_lasso_path",
     "group_lasso_skglm",
     "group_lasso_validation",
@@ -77,12 +87,15 @@ __all__ = [
     "init_dglnn",
     "lasso_path_validation",
     "least_squares_error",
+    "logistic_entry_epoch",
     "loss_gradient_w",
     "make_data",
+    "noise_sweep_summary",
     "oracle_least_squares_error",
     "patience_stop_epoch",
     "select_by_validation",
     "support_recovered",
+    "transition_sample_size",
     "train_dglnn",
     "train_dlnn",
 ]
@@ -137,7 +150,14 @@ class GroupData:
 
     def select(self, index: torch.Tensor | Sequence[int]) -> GroupData:
         """The problems ``index`` (indices may repeat) as a new batch."""
-        idx = torch.as_tensor(index, dtype=torch.long, device=self.X.device)
+        idx = as_tensor("index", index).to(device=self.X.device)
+        if idx.is_floating_point() or idx.ndim != 1 or idx.numel() == 0:
+            raise ValueError(f"index: expected a non-empty 1-D integer sequence, got shape "
+                             f"{tuple(idx.shape)} and dtype {idx.dtype}")
+        if int(idx.min()) < -self.batch or int(idx.max()) >= self.batch:
+            raise ValueError(f"index: expected entries in [0, {self.batch}), got "
+                             f"[{int(idx.min())}, {int(idx.max())}]")
+        idx = idx.long()
         return GroupData(self.X[idx], self.y[idx], self.X_val[idx], self.y_val[idx],
                          self.w_star[idx], self.noise[idx], self.n_samples[idx],
                          self.n_val[idx], self.group_size, (1, 1, len(idx)))
@@ -297,6 +317,32 @@ def _check_w(data: GroupData, w: torch.Tensor) -> torch.Tensor:
     return w
 
 
+def _check_model(data: GroupData, u: torch.Tensor,
+                 V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate ``(u, V)`` against the batch ``data`` (shapes and dtype), naming the argument."""
+    _check_data(data)
+    u, V = _check_uv(u, V)
+    expected = (data.batch, data.n_groups, data.group_size)
+    if tuple(V.shape) != expected:
+        raise ValueError(f"V: expected shape {expected} for this data, got {tuple(V.shape)}")
+    check_same_dtype(data=data.X, u=u)
+    return u, V
+
+
+def conserved_quantity(u: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """:math:`u_l^2 - 2\\|v_l\\|^2` per group, (B, L): constant along the gradient flow on
+    :math:`(u, V)` without normalisation."""
+    u, V = _check_uv(u, V)
+    return u.square() - 2 * V.square().sum(-1)
+
+
+def correlation(data: GroupData) -> torch.Tensor:
+    """:math:`\\hat w = X^\\top y / n` per problem, (B, p): the least-squares estimate when
+    :math:`X^\\top X / n = I`; its group norms :math:`\\|X_l^\\top y\\|/n` order the groups."""
+    _check_data(data)
+    return (data.y.unsqueeze(1) @ data.X).squeeze(1) / data.n_samples.to(data.X.dtype)[:, None]
+
+
 def loss_gradient_w(data: GroupData, w: torch.Tensor) -> torch.Tensor:
     """:math:`g = \\nabla_w \\mathcal L = \\tfrac2n X^\\top(Xw - y)`, shape (B, p)."""
     _check_data(data)
@@ -305,18 +351,16 @@ def loss_gradient_w(data: GroupData, w: torch.Tensor) -> torch.Tensor:
 
 def dglnn_loss(data: GroupData, u: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
     """The mean-scaled training loss :math:`\\frac1n\\|y - Xw\\|^2` per problem, shape (B,)."""
-    _check_data(data)
-    u, V = _check_uv(u, V)
-    return _mse(data._Xt, data.y, data.n_samples, _check_w(data, _weights(u, V)))
+    u, V = _check_model(data, u, V)
+    return _mse(data._Xt, data.y, data.n_samples, _weights(u, V))
 
 
 def dglnn_gradients(data: GroupData, u: torch.Tensor,
                     V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Closed-form gradients :math:`(\\nabla_u \\mathcal L, \\nabla_V \\mathcal L)`,
     shapes (B, L) and (B, L, b)."""
-    _check_data(data)
-    u, V = _check_uv(u, V)
-    g = _grad_w(data, _check_w(data, _weights(u, V))).reshape(V.shape)
+    u, V = _check_model(data, u, V)
+    g = _grad_w(data, _weights(u, V)).reshape(V.shape)
     return 2 * u * (V * g).sum(-1), u.square().unsqueeze(-1) * g
 
 
@@ -502,6 +546,117 @@ def patience_stop_epoch(curve: torch.Tensor, patience: int = 10) -> torch.Tensor
     return first.reshape(curve.shape[1:])
 
 
+# ------------------------------------------------------- the orthogonal-design analysis
+def logistic_entry_epoch(hat_norms: torch.Tensor, alpha: float, lr: float) -> torch.Tensor:
+    """Predicted epoch at which a group enters on an orthogonal design,
+    :math:`t_l = \\log(\\|\\hat w_l\\|/\\alpha^2) / (8\\eta\\|\\hat w_l\\|)`: the half-time of
+    the logistic law :math:`\\dot x = 8\\eta x(\\|\\hat w_l\\| - x)` for :math:`x = u_l^2`,
+    :math:`x(0) = \\alpha^2 \\ll \\|\\hat w_l\\|`."""
+    hat_norms = as_tensor("hat_norms", hat_norms)
+    check_finite("hat_norms", hat_norms)
+    if not hat_norms.is_floating_point() or bool((hat_norms <= 0).any()):
+        raise ValueError("hat_norms: expected positive floating-point group norms")
+    alpha = check_positive("alpha", alpha)
+    lr = check_positive("lr", lr)
+    return torch.log(hat_norms / alpha**2) / (8 * lr * hat_norms)
+
+
+def entry_epochs(norms: torch.Tensor, targets: torch.Tensor,
+                 fraction: float = 0.5) -> torch.Tensor:
+    """First epoch at which ``norms`` (epochs + 1, ...) exceeds ``fraction * targets`` (...);
+    -1 where it never does. Shape: ``norms.shape[1:]``."""
+    norms, targets = as_tensor("norms", norms), as_tensor("targets", targets)
+    if norms.ndim < 1 or tuple(norms.shape[1:]) != tuple(targets.shape):
+        raise ValueError(f"norms: expected shape (epochs + 1, *{tuple(targets.shape)}), got "
+                         f"{tuple(norms.shape)}")
+    fraction = check_positive("fraction", fraction)
+    above = norms > fraction * targets
+    return torch.where(above.any(0), above.to(torch.int8).argmax(0), -1)
+
+
+def early_growth_slopes(u_history: torch.Tensor, targets: torch.Tensor, below: float = 0.01,
+                        skip: int = 5) -> torch.Tensor:
+    """Least-squares slope of :math:`\\log u_l^2(t)` against :math:`t` over the early phase:
+    the epochs :math:`t \\ge 1` with :math:`u_l^2 <` ``below`` :math:`\\times` ``targets``,
+    leaving out the first ``skip`` of them (the direction is still turning). ``u_history``
+    (epochs + 1, ...), ``targets`` (...) -> slopes (...); NaN where fewer than 2 epochs remain."""
+    u_history, targets = as_tensor("u_history", u_history), as_tensor("targets", targets)
+    if u_history.ndim < 1 or tuple(u_history.shape[1:]) != tuple(targets.shape):
+        raise ValueError(f"u_history: expected shape (epochs + 1, *{tuple(targets.shape)}), "
+                         f"got {tuple(u_history.shape)}")
+    below = check_positive("below", below)
+    skip = check_positive_int("skip", skip, minimum=0)
+    log_x = u_history[1:].square().log()
+    mask = u_history[1:].square() < below * targets
+    mask = mask & (mask.cumsum(0) > skip)
+    t = torch.arange(1, u_history.shape[0], dtype=log_x.dtype, device=log_x.device)
+    t = t.reshape(-1, *([1] * targets.ndim))
+    weight = mask.to(log_x.dtype)
+    count = weight.sum(0)
+    t_mean = (weight * t).sum(0) / count
+    y_mean = (weight * torch.where(mask, log_x, 0)).sum(0) / count
+    dt = torch.where(mask, t - t_mean, 0)
+    slope = (dt * torch.where(mask, log_x - y_mean, 0)).sum(0) / dt.square().sum(0)
+    return torch.where(count >= 2, slope, torch.nan)
+
+
+def transition_sample_size(sample_sizes: Sequence[float], probability: Sequence[float],
+                           level: float = 0.5) -> float:
+    """The sample size at which a recovery curve first reaches ``level`` (linear interpolation
+    between grid points); ``inf`` when it never does."""
+    n = np.asarray(sample_sizes, dtype=np.float64)
+    prob = np.asarray(probability, dtype=np.float64)
+    if n.ndim != 1 or n.size < 2 or np.any(np.diff(n) <= 0):
+        raise ValueError(f"sample_sizes: expected an increasing 1-D grid, got {n.tolist()}")
+    if prob.shape != n.shape or not np.all(np.isfinite(prob)):
+        raise ValueError(f"probability: expected {n.size} finite values, got shape {prob.shape}")
+    level = check_positive("level", level)
+    hit = np.flatnonzero(prob >= level)
+    if hit.size == 0:
+        return math.inf
+    k = int(hit[0])
+    if k == 0:
+        return float(n[0])
+    frac = (level - prob[k - 1]) / (prob[k] - prob[k - 1])
+    return float(n[k - 1] + frac * (n[k] - n[k - 1]))
+
+
+def noise_sweep_summary(noise_levels: Sequence[float], errors: dict[str, torch.Tensor],
+                        reference: str = "DGLNN", fit_levels: int = 5) -> dict:
+    """Summary of a noise sweep whose errors (levels x repetitions, flattened level-major as
+    :func:`make_data` orders them) are given per method: the median error per level, the
+    least-squares slope of log median error against :math:`\\log\\sigma` over the first
+    ``fit_levels`` levels, and, for every other method, the fraction of problems on which
+    ``reference`` has the smaller error and whether its median is smaller at every level."""
+    sigma = np.asarray(noise_levels, dtype=np.float64)
+    if sigma.ndim != 1 or sigma.size < 2 or np.any(sigma <= 0):
+        raise ValueError(f"noise_levels: expected >= 2 positive levels, got {sigma.tolist()}")
+    if not isinstance(errors, dict) or reference not in errors:
+        raise ValueError(f"errors: expected a dict of per-method errors containing "
+                         f"{reference!r}")
+    fit_levels = check_positive_int("fit_levels", fit_levels, minimum=2)
+    if fit_levels > sigma.size:
+        raise ValueError(f"fit_levels: expected <= {sigma.size}, got {fit_levels}")
+    table = {}
+    for name, e in errors.items():
+        e = as_tensor(f"errors[{name!r}]", e).detach().cpu().to(torch.float64)
+        if e.ndim != 1 or e.numel() % sigma.size:
+            raise ValueError(f"errors[{name!r}]: expected a multiple of {sigma.size} values, "
+                             f"got shape {tuple(e.shape)}")
+        table[name] = e.reshape(sigma.size, -1)
+    medians = {name: e.median(-1).values.numpy() for name, e in table.items()}
+    slopes = {name: float(np.polyfit(np.log(sigma[:fit_levels]),
+                                     np.log(m[:fit_levels]), 1)[0])
+              for name, m in medians.items()}
+    others = [name for name in table if name != reference]
+    return {"median_error": {k: m.tolist() for k, m in medians.items()},
+            "loglog_slope_low_noise": slopes,
+            "fraction_reference_better": {k: float((table[reference] < table[k]).double()
+                                                   .mean()) for k in others},
+            "median_below_at_every_level": {k: bool(np.all(medians[reference] < medians[k]))
+                                            for k in others}}
+
+
 # ------------------------------------------------------------------- reference estimators
 def _rows(data: GroupData, k: int) -> tuple[np.ndarray, ...]:
     n, m = int(data.n_samples[k]), int(data.n_val[k])
@@ -513,6 +668,8 @@ def _rows(data: GroupData, k: int) -> tuple[np.ndarray, ...]:
 def oracle_least_squares_error(data: GroupData) -> torch.Tensor:
     """:math:`\\|\\hat w_S - w^\\star_S\\|^2` of least squares on the true support, (B,)."""
     _check_data(data)
+    if not bool((data.w_star != 0).any(-1).all()):
+        raise ValueError("data: the oracle needs a nonzero w_star in every problem")
     out = []
     for k in range(data.batch):
         X, y, _, _ = _rows(data, k)
@@ -535,42 +692,51 @@ def least_squares_error(data: GroupData) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.float64)
 
 
-def lasso_path_validation(data: GroupData, n_alphas: int = 15,
-                          eps: float = 1e-2) -> torch.Tensor:
+def lasso_path_validation(data: GroupData, n_alphas: int = 15, eps: float = 1e-2,
+                          tol: float = 1e-8) -> torch.Tensor:
     """scikit-learn ``lasso_path`` per problem on the grid
     :math:`\\alpha_{\\max}\\cdot` geomspace(1, ``eps``, ``n_alphas``); the coefficients of least
-    validation MSE, shape (B, p)."""
+    validation MSE, shape (B, p).
+
+    ``tol`` is scikit-learn's duality-gap tolerance, which it scales by :math:`\\|y\\|^2`: its
+    default 1e-4 lets warm-started small penalties stop before moving (tested against
+    ``Lasso`` fitted to convergence)."""
     from sklearn.linear_model import lasso_path
 
     _check_data(data)
     n_alphas = check_positive_int("n_alphas", n_alphas, minimum=2)
     eps = check_positive("eps", eps)
+    tol = check_positive("tol", tol)
     out = np.zeros((data.batch, data.n_features))
     for k in range(data.batch):
         X, y, X_val, y_val = _rows(data, k)
         alpha_max = np.abs(X.T @ y).max() / X.shape[0]
         alphas = alpha_max * np.geomspace(1.0, eps, n_alphas)
-        _, coefs, _ = lasso_path(X, y, alphas=alphas, max_iter=10_000, tol=1e-4)
+        _, coefs, _ = lasso_path(X, y, alphas=alphas, max_iter=100_000, tol=tol)
         val = ((X_val @ coefs - y_val[:, None]) ** 2).mean(0)
         out[k] = coefs[:, int(np.argmin(val))]
     return torch.as_tensor(out, dtype=data.X.dtype, device=data.X.device)
 
 
 def group_lasso_validation(data: GroupData, n_penalties: int = 10, eps: float = 1e-2,
-                           iterations: int = 100) -> torch.Tensor:
+                           iterations: int = 100, return_penalty: bool = False
+                           ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """:func:`group_lasso_path` on the grid :math:`\\lambda_{\\max}\\cdot` geomspace(1, ``eps``,
     ``n_penalties``) per problem, :math:`\\lambda_{\\max} = \\max_l \\|X_l^\\top y\\|/n`;
-    the coefficients of least validation MSE, shape (B, p)."""
+    the coefficients of least validation MSE, shape (B, p), and with ``return_penalty`` also
+    the chosen penalties (B,)."""
     _check_data(data)
     n_penalties = check_positive_int("n_penalties", n_penalties, minimum=2)
     eps = check_positive("eps", eps)
-    correlation = (data.y.unsqueeze(1) @ data.X).squeeze(1) / data.n_samples.unsqueeze(-1)
-    lam_max = group_norms(correlation, data.group_size).amax(-1)
+    lam_max = group_norms(correlation(data), data.group_size).amax(-1)
     grid = torch.logspace(0, math.log10(eps), n_penalties, dtype=lam_max.dtype,
                           device=lam_max.device)
     path = group_lasso_path(data, grid.unsqueeze(-1) * lam_max, iterations)
     val = torch.stack([_mse(data._X_val_t, data.y_val, data.n_val, coef) for coef in path])
-    return path[_nan_argmin(val), torch.arange(data.batch, device=val.device)]
+    best = _nan_argmin(val)
+    batch = torch.arange(data.batch, device=val.device)
+    chosen = path[best, batch]
+    return (chosen, grid[best] * lam_max) if return_penalty else chosen
 
 
 def group_lasso_path(data: GroupData, penalties: torch.Tensor | Sequence[float],
@@ -621,8 +787,18 @@ def group_lasso_skglm(X: np.ndarray, y: np.ndarray, group_size: int, penalty: fl
     """
     from skglm import GroupLasso
 
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim != 2 or not np.issubdtype(X.dtype, np.number):
+        raise ValueError(f"X: expected a numeric (n, p) array, got shape {X.shape}")
+    if y.shape != (X.shape[0],) or not np.issubdtype(y.dtype, np.number):
+        raise ValueError(f"y: expected a numeric array of shape ({X.shape[0]},), got {y.shape}")
+    check_finite("X", X)
+    check_finite("y", y)
     group_size = check_positive_int("group_size", group_size)
+    if X.shape[1] % group_size:
+        raise ValueError(f"group_size: expected a divisor of p={X.shape[1]}, got {group_size}")
     penalty = check_positive("penalty", penalty)
+    tol = check_positive("tol", tol)
     model = GroupLasso(groups=group_size, alpha=penalty, fit_intercept=False, tol=tol,
                        max_iter=1000, max_epochs=100_000)
     return model.fit(np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)).coef_
@@ -638,6 +814,8 @@ def support_recovered(w: torch.Tensor, w_star: torch.Tensor, group_size: int,
                          f"{tuple(w_star.shape)}")
     true_norms = group_norms(w_star, group_size)
     truth = true_norms > 0
+    if not bool(truth.any(-1).all()):
+        raise ValueError("w_star: expected at least one nonzero group in every problem")
     if threshold is None:
         threshold = 0.5 * float(true_norms[truth].min())
     threshold = check_positive("threshold", threshold)
@@ -686,12 +864,26 @@ def conventional_reference_train(X: torch.Tensor, y: torch.Tensor, X_val: torch.
     lr = check_positive("lr", lr)
     epochs = check_positive_int("epochs", epochs)
     group_size = check_positive_int("group_size", group_size)
+    alpha = check_positive("alpha", alpha)
+    if switch_tol is not None and switch_epoch is not None:
+        raise ValueError("switch_tol/switch_epoch: give at most one of them")
+    if switch_tol is not None:
+        switch_tol = check_positive("switch_tol", switch_tol)
+    if switch_epoch is not None:
+        switch_epoch = check_positive_int("switch_epoch", switch_epoch, minimum=0)
     tensors = [as_tensor(name, t, dtype=dtype) for name, t in
                (("X", X), ("y", y), ("X_val", X_val), ("y_val", y_val), ("w_star", w_star))]
     X, y, X_val, y_val, w_star = tensors
     if X.ndim != 2 or X.shape[1] % group_size:
         raise ValueError(f"X: expected (n, p) with p a multiple of {group_size}, "
                          f"got {tuple(X.shape)}")
+    p = X.shape[1]
+    for name, t, shape in (("y", y, (X.shape[0],)), ("X_val", X_val, (X_val.shape[0], p)),
+                           ("y_val", y_val, (X_val.shape[0],)), ("w_star", w_star, (p,))):
+        if t.ndim != len(shape) or tuple(t.shape) != shape:
+            raise ValueError(f"{name}: expected shape {shape}, got {tuple(t.shape)}")
+        check_finite(name, t)
+    check_finite("X", X)
     model = _GroupModule(X.shape[1] // group_size, group_size, alpha, dtype)
     groups = [{"params": layer.parameters(), "lr": 1.0} for layer in model.first]
     optimizer = torch.optim.SGD(groups + [{"params": model.second.parameters(), "lr": lr}])
