@@ -200,6 +200,20 @@ def test_train_gd_matches_autograd_steps_and_logs() -> None:
         2 * eta * lam * float(torch.linalg.svdvals(U0)[-1]) ** 2, rel=1e-10)
 
 
+def test_stable_step_size_and_logged_norms_against_numpy() -> None:
+    A, Phi, B, Y = problem(m=4, n=10, my=2, batch=(2,))
+    gammas = torch.tensor([0.5, 0.9], dtype=F64)
+    lam_max = np.linalg.eigvalsh((Phi @ Phi.T).numpy())[-1]
+    expected = 0.5 * (1 - gammas.numpy()) ** 2 / lam_max
+    np.testing.assert_allclose(deq.stable_step_size(Phi, gammas).numpy(), expected, rtol=1e-12)
+    assert float(deq.stable_step_size(Phi, 0.5, factor=1.0)) == pytest.approx(
+        0.25 / lam_max, rel=1e-12)
+    log = deq.train_gd(A, B, Phi, Y, gammas, 1e-4, 2)
+    S0 = torch.softmax(A, dim=-2).numpy()
+    np.testing.assert_allclose(log.sigma_norm2[0].numpy(),
+                               np.linalg.norm(S0, ord=2, axis=(-2, -1)), rtol=1e-12)
+
+
 def test_optimal_loss_and_lambda_min_plus_against_numpy() -> None:
     gen = torch.Generator().manual_seed(3)
     Phi = torch.randn(6, 3, generator=gen, dtype=F64)  # rank 3: Phi Phi^T is singular
