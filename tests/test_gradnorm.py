@@ -249,6 +249,11 @@ def test_ensemble_equals_torch_optim_runs(tiny_digits):
             assert accuracy == pytest.approx(float(result.test_accuracy[a, s]), abs=1e-12)
             torch.testing.assert_close(opt.recorder.per_epoch("centred_std"),
                                        result.per_epoch("centred_std")[:, a, s])
+            torch.testing.assert_close(opt.recorder.steps("gains"),
+                                       result.per_step("gains")[:, a, s])
+        assert result.arm(spec.name) == a
+    with pytest.raises(ValueError, match=r"^name: expected one of \['SGD'"):
+        result.arm("Adam")
 
 
 def test_train_single_reports_epochs(tiny_digits):
@@ -281,6 +286,29 @@ def test_quadratic_descent_gradient_and_descent_lemma():
     run = gn.quadratic_descent(hessian, theta0, shapes, gn.gan("D"), lr=1.5, steps=50)
     bound = run.loss[:-1] - 1.5 * run.gain * (1 - 0.5 * 1.5 * run.gain) * run.projected_sq_norm
     assert bool((run.loss[1:] <= bound + 1e-12).all())
+
+
+def test_compare_arms_against_scipy_and_the_t_formula():
+    generator = torch.Generator().manual_seed(0)
+    a = 97 + torch.rand(5, generator=generator, dtype=DT)
+    b = 96.5 + torch.rand(5, generator=generator, dtype=DT)
+    result = gn.compare_arms(a, b)
+    an, bn = a.numpy(), b.numpy()
+    assert result.difference == pytest.approx(an.mean() - bn.mean(), abs=1e-12)
+    pooled = np.sqrt((an.var(ddof=1) + bn.var(ddof=1)) / 2)
+    assert result.pooled_std == pytest.approx(pooled, rel=1e-12)
+    # the pooled std is the one of Student's two-sample t statistic (equal variances)
+    t_ind = scipy.stats.ttest_ind(an, bn).statistic
+    assert result.difference / (pooled * np.sqrt(2 / 5)) == pytest.approx(t_ind, rel=1e-12)
+    # the paired interval by hand: mean difference +- t_{0.975, n-1} sd / sqrt(n)
+    d = an - bn
+    half = scipy.stats.t.ppf(0.975, 4) * d.std(ddof=1) / np.sqrt(5)
+    assert result.ci_low == pytest.approx(d.mean() - half, rel=1e-10)
+    assert result.ci_high == pytest.approx(d.mean() + half, rel=1e-10)
+    assert result.resolved == (abs(d.mean()) > 2 * pooled)
+    far = gn.compare_arms(a + 10, a)  # a constant shift: no spread, resolved, exact interval
+    assert far.difference == pytest.approx(10) and far.ci_low == far.ci_high == far.difference
+    assert far.resolved and not gn.compare_arms(a, a).resolved
 
 
 def test_spearman_matches_scipy():
@@ -348,8 +376,40 @@ def test_wrapper_and_trainer_errors(tiny_digits):
         gn.StatisticsRecorder().steps("loss")
     with pytest.raises(ValueError, match=r"^name: nothing recorded yet"):
         gn.StatisticsRecorder().steps("gains")
-    with pytest.raises(ValueError, match=r"^x and y: expected x of shape"):
+    with pytest.raises(ValueError, match=r"^x: expected shape \(n,\) with n >= 3"):
         gn.spearman(torch.ones(2), torch.ones(2))
+    with pytest.raises(ValueError, match=r"^y: expected shape \(4, \.\.\.\)"):
+        gn.spearman(torch.ones(4), torch.ones(3, 2))
+    with pytest.raises(ValueError, match=r"^y: expected a floating-point tensor"):
+        gn.spearman(torch.ones(4), torch.ones(4, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"^x: contains NaN"):
+        gn.spearman(torch.tensor([0.0, 1.0, float("nan")]), torch.ones(3))
+    with pytest.raises(ValueError, match=r"^model: expected a torch.nn.Module"):
+        gn.evaluate("net", tiny_digits)
+    with pytest.raises(ValueError, match=r"^data: expected an ImageData"):
+        gn.evaluate(model, "digits")
+    with pytest.raises(ValueError, match=r"^batch_size: expected an integer >= 1"):
+        gn.evaluate(model, tiny_digits, batch_size=0)
+    with pytest.raises(ValueError, match=r"^model_factory: expected a callable"):
+        gn.train_ensemble("net", [gn.sgd()], [0], tiny_digits, 1)
+    recorder = gn.StatisticsRecorder()
+    with pytest.raises(ValueError, match=r"^stats: expected a GradientStatistics"):
+        recorder.record("stats", torch.ones(1))
+    value = torch.ones(1)
+    stats = gn.GradientStatistics(0, value[:, None], value[:, None], value, value, value, value)
+    with pytest.raises(ValueError, match=r"^gains: expected a tensor of shape \(1, 1\)"):
+        recorder.record(stats, torch.ones(2))
+    recorder.record(stats, value[:, None])
+    with pytest.raises(ValueError, match=r"^name: no epoch was completed"):
+        recorder.per_epoch("gains")
+    with pytest.raises(ValueError, match=r"^accuracy_a: expected shape \(seeds,\) with >= 2"):
+        gn.compare_arms(torch.ones(1), torch.ones(1))
+    with pytest.raises(ValueError, match=r"^accuracy_b: expected shape \(3,\)"):
+        gn.compare_arms(torch.ones(3), torch.ones(4))
+    with pytest.raises(ValueError, match=r"^accuracy_b: contains NaN"):
+        gn.compare_arms(torch.ones(3), torch.tensor([1.0, float("nan"), 1.0]))
+    with pytest.raises(ValueError, match=r"^confidence: expected a number in \(0, 1\)"):
+        gn.compare_arms(torch.ones(3), torch.zeros(3), confidence=95)
     h = torch.eye(4, dtype=DT)
     with pytest.raises(ValueError, match=r"^hessian: expected a symmetric matrix"):
         gn.quadratic_descent(torch.triu(torch.ones(4, 4, dtype=DT)), torch.ones(1, 4, dtype=DT),

@@ -63,3 +63,9 @@ def test_model_errors():
         models.MLP(4, 0)
     with pytest.raises(ValueError, match=r"^model: expected a torch.nn.Module"):
         models.count_parameters("net")
+    with pytest.raises(ValueError, match=r"^c_out: the option-A shortcut only pads channels"):
+        models.BasicBlock(8, 4)
+    with pytest.raises(ValueError, match=r"^stride: expected an integer >= 1"):
+        models.BasicBlock(4, 8, stride=0)
+    with pytest.raises(ValueError, match=r"^c_in: expected an integer >= 1"):
+        models.BasicBlock(0, 8)

@@ -50,6 +50,7 @@ from gradynamics.validation import check_positive, check_positive_int
 __all__ = [
     "ALPHA_RULES",
     "AlphaRule",
+    "ArmComparison",
     "EnsembleResult",
     "GradientStatistics",
     "StatisticsRecorder",
@@ -60,6 +61,7 @@ __all__ = [
     "alpha_std_ratio",
     "alpha_std_ratio_capped",
     "centre",
+    "compare_arms",
     "default_eligible",
     "eligible_names",
     "evaluate",
@@ -330,6 +332,11 @@ class StatisticsRecorder:
 
     def record(self, stats: GradientStatistics, gains: torch.Tensor) -> None:
         """Append one step's statistics and gains."""
+        if not isinstance(stats, GradientStatistics):
+            raise ValueError(f"stats: expected a GradientStatistics, got {type(stats).__name__}")
+        if not isinstance(gains, torch.Tensor) or gains.shape != stats.layer_std.shape:
+            raise ValueError(f"gains: expected a tensor of shape {tuple(stats.layer_std.shape)}, "
+                             f"got {tuple(getattr(gains, 'shape', ()))}")
         for name in self.FIELDS[:-1]:
             self._steps[name].append(getattr(stats, name).detach())
         self._steps["gains"].append(gains.detach())
@@ -474,6 +481,18 @@ class EnsembleResult:
         values = self.recorder.per_epoch(name)
         return values.reshape(values.shape[0], len(self.arms), len(self.seeds),
                               *values.shape[2:])
+
+    def per_step(self, name: str) -> torch.Tensor:
+        """A recorded statistic at every step, shape ``(steps, arms, seeds, ...)``."""
+        values = self.recorder.steps(name)
+        return values.reshape(values.shape[0], len(self.arms), len(self.seeds),
+                              *values.shape[2:])
+
+    def arm(self, name: str) -> int:
+        """Index of the arm called ``name`` (e.g. ``"GAN-D"``) in :attr:`arms`."""
+        if name not in self.arms:
+            raise ValueError(f"name: expected one of {self.arms}, got {name!r}")
+        return self.arms.index(name)
 
 
 def train_ensemble(model_factory: Callable[[], nn.Module], specs: Sequence[TransformSpec],
@@ -628,6 +647,11 @@ def train_single(model: nn.Module, spec: TransformSpec, data: ImageData, epochs:
 
 def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1000) -> float:
     """Test accuracy of ``model`` in eval mode (BatchNorm running statistics)."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(data, ImageData):
+        raise ValueError(f"data: expected an ImageData, got {type(data).__name__}")
+    check_positive_int("batch_size", batch_size)
     model.eval()
     correct = 0
     with torch.no_grad():
@@ -636,6 +660,59 @@ def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1000) -> float
             correct += int((model(x).argmax(-1) == data.y_test[start:start + batch_size]).sum())
     model.train()
     return correct / data.x_test.shape[0]
+
+
+@dataclass(frozen=True)
+class ArmComparison:
+    r"""Test accuracy of arm ``a`` minus arm ``b`` over paired seeds, in the units of the input.
+
+    ``pooled_std`` is :math:`\sqrt{(s_a^2 + s_b^2)/2}` (sample variances over seeds);
+    ``ci_low``/``ci_high`` bound the paired difference's confidence interval (Student t over the
+    per-seed differences, ``scipy.stats.ttest_rel``). :attr:`resolved` is the chapter's rule: a
+    difference counts only when it exceeds twice the pooled seed-to-seed standard deviation.
+    """
+
+    difference: float
+    pooled_std: float
+    ci_low: float
+    ci_high: float
+
+    @property
+    def resolved(self) -> bool:
+        """``|difference| > 2 * pooled_std``."""
+        return abs(self.difference) > 2 * self.pooled_std
+
+
+def compare_arms(accuracy_a: torch.Tensor, accuracy_b: torch.Tensor,
+                 confidence: float = 0.95) -> ArmComparison:
+    """Compare two arms' accuracies over the same seeds (paired runs): difference, spread, CI.
+
+    ``accuracy_a`` and ``accuracy_b`` have shape ``(seeds,)``, e.g. two rows of
+    :attr:`EnsembleResult.test_accuracy`; entry ``k`` of both comes from seed ``k``.
+    """
+    import scipy.stats
+
+    a = torch.as_tensor(accuracy_a, dtype=torch.float64).cpu()
+    b = torch.as_tensor(accuracy_b, dtype=torch.float64).cpu()
+    if a.ndim != 1 or a.numel() < 2:
+        raise ValueError(f"accuracy_a: expected shape (seeds,) with >= 2 seeds, "
+                         f"got {tuple(a.shape)}")
+    if b.shape != a.shape:
+        raise ValueError(f"accuracy_b: expected shape {tuple(a.shape)} (the same seeds), "
+                         f"got {tuple(b.shape)}")
+    for name, value in (("accuracy_a", a), ("accuracy_b", b)):
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name}: contains NaN or infinite entries")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) \
+            or not 0 < confidence < 1:
+        raise ValueError(f"confidence: expected a number in (0, 1), got {confidence!r}")
+    pooled = float(((a.var() + b.var()) / 2).sqrt())
+    per_seed = a - b
+    difference = float(per_seed.mean())
+    if bool((per_seed == per_seed[0]).all()):  # no spread: the t interval degenerates
+        return ArmComparison(difference, pooled, difference, difference)
+    interval = scipy.stats.ttest_rel(a.numpy(), b.numpy()).confidence_interval(confidence)
+    return ArmComparison(difference, pooled, float(interval.low), float(interval.high))
 
 
 # --------------------------------------------------------------------------------------------
@@ -648,9 +725,15 @@ def spearman(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     Ties are not averaged (continuous data); compare with ``scipy.stats.spearmanr``. ``x`` is
     moved to ``y``'s device.
     """
-    if x.ndim != 1 or y.shape[0] != x.shape[0] or x.shape[0] < 3:
-        raise ValueError(f"x and y: expected x of shape (n,), n >= 3, and y of shape (n, ...), "
-                         f"got {tuple(x.shape)} and {tuple(y.shape)}")
+    for name, value in (("x", x), ("y", y)):
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise ValueError(f"{name}: expected a floating-point tensor")
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name}: contains NaN or infinite entries")
+    if x.ndim != 1 or x.shape[0] < 3:
+        raise ValueError(f"x: expected shape (n,) with n >= 3, got {tuple(x.shape)}")
+    if y.ndim < 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"y: expected shape ({x.shape[0]}, ...), got {tuple(y.shape)}")
     rank_x = x.to(y.device).argsort().argsort().to(torch.float64)
     rank_y = y.argsort(0).argsort(0).to(torch.float64)
     rank_x = rank_x.reshape((-1,) + (1,) * (y.ndim - 1)) - rank_x.mean()

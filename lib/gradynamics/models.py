@@ -124,6 +124,12 @@ class BasicBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
         super().__init__()
+        check_positive_int("c_in", c_in)
+        check_positive_int("c_out", c_out)
+        check_positive_int("stride", stride)
+        if c_out < c_in:
+            raise ValueError(f"c_out: the option-A shortcut only pads channels, so expected "
+                             f">= c_in = {c_in}, got {c_out}")
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
