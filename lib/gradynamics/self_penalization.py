@@ -52,6 +52,7 @@ __all__ = [
     "FeatureDistances",
     "PGDResult",
     "abs_pair_form",
+    "baseline_supports",
     "distance_moment",
     "expected_noise_slope",
     "feature_distances",
@@ -63,6 +64,7 @@ __all__ = [
     "projected_gradient_descent",
     "ridge_primal_value",
     "selected_support",
+    "selection_summary",
 ]
 
 
@@ -578,3 +580,55 @@ def selected_support(beta: torch.Tensor) -> torch.Tensor:
     if bool((beta < 0).any()):
         raise ValueError(f"beta: expected entries >= 0, min is {float(beta.min())}")
     return beta > 0
+
+
+def selection_summary(beta: torch.Tensor, truth: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per run: ``exact`` (support equals ``truth``), ``false_pos`` and ``missed`` counts."""
+    support = selected_support(beta)
+    truth = torch.as_tensor(truth, device=support.device)
+    if truth.dtype != torch.bool or truth.shape != support.shape[-1:]:
+        raise ValueError(f"truth: expected a boolean mask of shape ({support.shape[-1]},), "
+                         f"got {tuple(truth.shape)} {truth.dtype}")
+    return {"exact": (support == truth).all(-1),
+            "false_pos": (support & ~truth).sum(-1),
+            "missed": (~support & truth).sum(-1)}
+
+
+def baseline_supports(X, y, k: int, random_state: int = 0) -> dict[str, tuple]:
+    """Selected feature masks and CPU seconds of scikit-learn selectors on one data set.
+
+    ``lasso_cv``: the non-zero coefficients of ``LassoCV(cv=5)``; ``forest_top_k``: the ``k``
+    largest impurity importances of a 100-tree ``RandomForestRegressor``; ``mutual_info_top_k``:
+    the ``k`` largest ``mutual_info_regression`` scores. Returns ``{name: (mask, seconds)}``.
+    """
+    import time
+
+    import numpy as np
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.feature_selection import mutual_info_regression
+    from sklearn.linear_model import LassoCV
+
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise ValueError(f"X and y: expected shapes (n, p) and (n,), got {X.shape} and {y.shape}")
+    k = check_positive_int("k", k)
+    if k > X.shape[1]:
+        raise ValueError(f"k: expected at most p={X.shape[1]}, got {k}")
+
+    def top_k(scores):
+        mask = np.zeros(X.shape[1], dtype=bool)
+        mask[np.argsort(-scores, kind="stable")[:k]] = True
+        return mask
+
+    out = {}
+    start = time.process_time()
+    lasso = LassoCV(cv=5, random_state=random_state).fit(X, y)
+    out["lasso_cv"] = (lasso.coef_ != 0, time.process_time() - start)
+    start = time.process_time()
+    forest = RandomForestRegressor(n_estimators=100, random_state=random_state).fit(X, y)
+    out["forest_top_k"] = (top_k(forest.feature_importances_), time.process_time() - start)
+    start = time.process_time()
+    mi = mutual_info_regression(X, y, random_state=random_state)
+    out["mutual_info_top_k"] = (top_k(mi), time.process_time() - start)
+    return out
