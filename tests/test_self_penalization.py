@@ -205,3 +205,29 @@ def test_errors_name_the_argument() -> None:
         sp.abs_pair_form(y, y[:3])
     with pytest.raises(ValueError, match=r"^beta: "):
         sp.selected_support(-beta - 1)
+
+
+def test_selection_summary_counts() -> None:
+    beta = torch.tensor([[0.5, 0.0, 0.2, 0.0], [0.5, 0.1, 0.0, 0.0]], dtype=F64)
+    truth = torch.tensor([True, True, False, False])
+    summary = sp.selection_summary(beta, truth)
+    assert summary["exact"].tolist() == [False, True]
+    assert summary["false_pos"].tolist() == [1, 0]
+    assert summary["missed"].tolist() == [1, 0]
+    with pytest.raises(ValueError, match=r"^truth: "):
+        sp.selection_summary(beta, torch.ones(3, dtype=torch.bool))
+
+
+def test_baseline_supports_find_strong_linear_features() -> None:
+    gen = np.random.default_rng(0)
+    X = gen.standard_normal((120, 6))
+    y = 3 * X[:, 0] - 2 * X[:, 1] + 0.1 * gen.standard_normal(120)
+    out = sp.baseline_supports(X, y, k=2, random_state=0)
+    assert set(out) == {"lasso_cv", "forest_top_k", "mutual_info_top_k"}
+    for name in ("forest_top_k", "mutual_info_top_k"):
+        assert out[name][0].tolist() == [True, True, False, False, False, False], name
+    assert out["lasso_cv"][0][:2].all() and all(t >= 0 for _, t in out.values())
+    with pytest.raises(ValueError, match=r"^k: "):
+        sp.baseline_supports(X, y, k=7)
+    with pytest.raises(ValueError, match=r"^X and y: "):
+        sp.baseline_supports(X, y[:5], k=2)
