@@ -169,8 +169,17 @@ def test_asymptotic_rates_and_whitening(q: torch.Tensor) -> None:
         assert ng.asymptotic_rate("gd_theta", q, A) == pytest.approx(2 / c)
     torch.testing.assert_close(ng.linearised_flow_matrix("ngd", q), torch.eye(5, dtype=F64))
     assert ng.stability_limit("ngd", q) == pytest.approx(2.0)
-    kappa = float(g_eta.max() / g_eta.min())
-    assert ng.best_contraction(q) == pytest.approx((kappa - 1) / (kappa + 1))
+    # the best contraction, measured on real GD-theta steps at alpha* near the optimum
+    g_theta = torch.linalg.eigvalsh(ng.fisher_theta(ng.theta_from_p(q)))
+    alpha_star = 2 / float(g_theta.min() + g_theta.max())
+    theta_q = ng.theta_from_p(q)
+    x = theta_q + 1e-4 * torch.randn(5, generator=torch.Generator().manual_seed(5), dtype=F64)
+    norms = []  # ||x_k - theta_q|| for k = 0..60; at k = 60 still far above rounding
+    for _ in range(61):
+        norms.append(float((x - theta_q).norm()))
+        x = ng.discrete_step("gd_theta", q, x, alpha_star)
+    measured = (norms[60] / norms[20]) ** (1 / 40)
+    assert measured == pytest.approx(ng.best_contraction(q), rel=1e-2)
 
 
 def test_integrate_flow_matches_ngd_closed_form_and_rates(q: torch.Tensor) -> None:
@@ -506,9 +515,7 @@ def test_noise_floor_gd_exceeds_ngd_at_equal_slow_contraction(q: torch.Tensor) -
     alpha = 1 / float(lam.max())
     gd_floor = ng.noise_floor("gd_theta", q, alpha, 100)
     ngd_floor = ng.noise_floor("ngd", q, alpha * float(lam.min()), 100)
-    assert gd_floor > ngd_floor
-    assert math.isclose(ngd_floor, alpha * float(lam.min()) * 5
-                        / (2 * (2 - alpha * float(lam.min())) * 100))
+    assert gd_floor > ngd_floor  # each term lambda_i / (2 - alpha lambda_i) grows with lambda_i
 
 
 def test_check_same_dtype_names_the_differing_argument() -> None:
