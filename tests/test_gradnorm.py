@@ -418,6 +418,14 @@ def test_wrapper_and_trainer_errors(tiny_digits):
         gn.quadratic_descent(h, torch.ones(1, 4, dtype=DT), [(3,)], gn.sgd(), 0.1, 2)
     with pytest.raises(ValueError, match=r"^theta0: expected shape"):
         gn.quadratic_descent(h, torch.ones(4, dtype=DT), [(2, 2)], gn.sgd(), 0.1, 2)
+    with pytest.raises(ValueError, match=r"^theta0: contains NaN"):
+        gn.quadratic_descent(h, torch.full((1, 4), float("nan"), dtype=DT), [(2, 2)], gn.sgd(),
+                             0.1, 2)
+    with pytest.raises(ValueError, match=r"^hessian: contains NaN"):
+        gn.quadratic_descent(h * float("nan"), torch.ones(1, 4, dtype=DT), [(2, 2)], gn.sgd(),
+                             0.1, 2)
+    with pytest.raises(ValueError, match=r"^lr: expected > 0"):
+        gn.quadratic_descent(h, torch.ones(1, 4, dtype=DT), [(2, 2)], gn.sgd(), 0.0, 2)
 
 
 def test_benchmark_smoke_on_random_data(tmp_path):

@@ -16,7 +16,7 @@ Images are ``float`` tensors of shape ``(N, C, H, W)``; labels are ``int64`` of 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,7 +56,8 @@ class ImageData:
         return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
 
 
-def normalize_images(images: torch.Tensor, mean, std) -> torch.Tensor:
+def normalize_images(images: torch.Tensor, mean: float | Sequence[float] | torch.Tensor,
+                     std: float | Sequence[float] | torch.Tensor) -> torch.Tensor:
     """Standardise each channel: ``(images - mean[c]) / std[c]`` for images ``(N, C, H, W)``."""
     images = as_tensor("images", images)
     check_ndim("images", images, 4)

@@ -769,12 +769,16 @@ def quadratic_descent(hessian: torch.Tensor, theta0: torch.Tensor,
             not hessian.is_floating_point():
         raise ValueError(f"hessian: expected a square floating-point matrix, "
                          f"got shape {tuple(hessian.shape)}")
+    if not bool(torch.isfinite(hessian).all()):
+        raise ValueError("hessian: contains NaN or infinite entries")
     if not torch.allclose(hessian, hessian.T):
         raise ValueError("hessian: expected a symmetric matrix")
     if not isinstance(theta0, torch.Tensor) or theta0.ndim != 2 \
             or theta0.shape[1] != hessian.shape[0] or theta0.dtype != hessian.dtype:
         raise ValueError(f"theta0: expected shape (B, {hessian.shape[0]}) and dtype "
                          f"{hessian.dtype}, got {tuple(getattr(theta0, 'shape', ()))}")
+    if not bool(torch.isfinite(theta0).all()):
+        raise ValueError("theta0: contains NaN or infinite entries")
     sizes = [math.prod(s) for s in shapes]
     if not shapes or any(len(s) < 1 for s in shapes) or sum(sizes) != hessian.shape[0]:
         raise ValueError(f"shapes: expected tensor shapes whose sizes sum to "
