@@ -190,6 +190,22 @@ def test_trainer_agrees_with_the_conventional_nn_module_and_sgd():
     assert float(fast.loss[1, -1]) < float(fast.loss[0, -1]) < float(fast.loss[0, 0])
 
 
+def test_frozen_routing_shortcut_agrees_with_the_conventional_nn_module():
+    """Runs with W_Q, W_K frozen train on A X computed once; autograd + SGD is the reference."""
+    chain = at.sticky_chain(7777, T=40)
+    x, y = chain.inputs.to(F64), chain.targets
+    names = ("frozen_routing", "readout_only")
+    arms = [at.ARMS[a] for a in names]
+    init = at.init_weights([7777, 7777])
+    fast = at.train_runs(x.expand(2, -1, -1).contiguous(), y.expand(2, -1).contiguous(), init,
+                         arms, n_steps=8, block_size=16)
+    for r, arm in enumerate(arms):
+        one = at.HeadWeights(*(w[r] for w in init.as_tuple()))
+        conventional = at.conventional_train(x, y, one, arm, n_steps=8)
+        torch.testing.assert_close(fast.loss[r], conventional, atol=1e-12, rtol=0)
+    assert float(fast.loss[0, -1]) < float(fast.loss[1, -1]) < float(fast.loss[1, 0])
+
+
 def test_worker_threads_and_blocks_do_not_change_the_numbers():
     chain = at.sticky_chain(1337, T=50)
     names = ("sgd", "em_like", "m_step", "frozen_routing", "readout_only")
@@ -219,6 +235,20 @@ def test_transition_matrix_quirk_and_entropy():
                                torch.full((8,), 0.125, dtype=F64))  # uniform is stationary
     entropy = float(-(p * p.log()).sum(1).mean())
     assert abs(at.minimum_entropy(p) - entropy) < 1e-12 and abs(entropy - 1.8292) < 1e-4
+
+
+def test_float32_transition_matrix_is_bitwise_the_scripts_row_loop():
+    """The script builds P in float32 row by row; torch.multinomial draws from those bits, so
+    the chain replays the authors' draws only if our vectorised float32 matrix is identical."""
+    n, self_prob = 8, 0.3
+    rows = []
+    for i in range(n):
+        row = torch.tensor([self_prob if i == j else 1.0 / min(abs(i - j), n - abs(i - j))
+                            for j in range(n)], dtype=torch.float32)
+        onehot = (torch.arange(n) == i).float()
+        row = row / row.sum() * (1 - self_prob) + onehot * self_prob
+        rows.append(row / row.sum())
+    assert torch.equal(at.make_transition_matrix(dtype=torch.float32), torch.stack(rows))
 
 
 def test_sticky_chain_statistics_match_the_scripts_recipe():
