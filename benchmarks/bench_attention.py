@@ -10,8 +10,9 @@ library's blocked trainer, prints the wall time and the table the chapter report
 
 In the same run and on the same inputs (seed 42, both arms, T = 2000, 20 steps) it times the
 conventional implementation a reader would write: one run at a time, an ``nn.Module`` with
-autograd and ``torch.optim.SGD``, float32. It prints the speed-up of the blocked trainer per
-run-step next to the largest loss difference between the two.
+autograd and ``torch.optim.SGD``, float32. Both trainers are warmed up (one untimed step) before
+they are timed. It prints the speed-up of the blocked trainer per run-step next to the largest
+loss difference between the two.
 
 ``--quick`` runs everything at a tiny size (for the smoke test) and writes
 ``_build/bench/quick/attention.json`` only.
@@ -22,22 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 import gradynamics as gd
 from gradynamics import attention as att
+from gradynamics.runtime import stopwatch
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "book" / "attention" / "full_size_results.json"
-
-
-def _clock(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
 
 
 def conventional_comparison(T: int, n_steps: int, device: torch.device) -> dict:
@@ -47,16 +42,16 @@ def conventional_comparison(T: int, n_steps: int, device: torch.device) -> dict:
     x = chain.inputs.to(device=device, dtype=torch.float32)
     y = chain.targets.to(device)
     init = att.init_weights([42, 42], dtype=torch.float32, device=device)
-    start = _clock(device)
     one_run = [att.HeadWeights(*(w[r] for w in init.as_tuple())) for r in range(2)]
-    conventional = torch.stack([att.conventional_train(x, y, one_run[r], arm, n_steps)
-                                for r, arm in enumerate(arms)])
-    conventional_s = _clock(device) - start
     x2, y2 = x.expand(2, -1, -1).contiguous(), y.expand(2, -1).contiguous()
-    att.train_runs(x2, y2, init, arms, 1)  # warm-up, untimed
-    start = _clock(device)
-    fast = att.train_runs(x2, y2, init, arms, n_steps)
-    fast_s = _clock(device) - start
+    att.conventional_train(x, y, one_run[0], arms[0], 1)  # warm-ups, untimed: both
+    att.train_runs(x2, y2, init, arms, 1)                  # trainers start warm
+    with stopwatch(device) as conventional_time:
+        conventional = torch.stack([att.conventional_train(x, y, one_run[r], arm, n_steps)
+                                    for r, arm in enumerate(arms)])
+    with stopwatch(device) as blocked_time:
+        fast = att.train_runs(x2, y2, init, arms, n_steps)
+    conventional_s, fast_s = conventional_time.seconds, blocked_time.seconds
     return {"T": T, "n_steps": n_steps, "runs": 2,
             "conventional_s": conventional_s, "blocked_s": fast_s,
             "speedup": conventional_s / fast_s,
@@ -96,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         seeds, T, n_steps, conv = att.AUTHORS_SEEDS, 2000, 1000, (2000, 20)
         out = ROOT / "_build" / "bench" / "attention.json"
     print(gd.describe_runtime(device, torch.float32), f"torch threads {torch.get_num_threads()}")
-    start = _clock(device)
-    exp = att.sticky_experiment(seeds, ("sgd", "em_like"), T=T, n_steps=n_steps,
-                                dtype=torch.float32, device=device)
-    wall = _clock(device) - start
+    with stopwatch(device) as total:
+        exp = att.sticky_experiment(seeds, ("sgd", "em_like"), T=T, n_steps=n_steps,
+                                    dtype=torch.float32, device=device)
+    wall = total.seconds
     summary = att.full_size_summary(exp)
     runs = len(seeds) * 2
     print(f"protocol: {runs} runs x {n_steps} steps at T = {T}: training "
