@@ -46,6 +46,12 @@ lasso, tested against skglm's ``GroupLasso``. The module-per-group, float32
 :func:`conventional_reference_train` re-implements the authors' loop style for timing and as an
 autograd-based cross-check of the batched trainers.
 
+**Orthogonal design** (:math:`X^\top X/n = I`, reconstructed analysis): the gate follows the
+logistic map :math:`u_l \leftarrow u_l(1 + 4\eta(\|\hat w_l\| - u_l^2))` with
+:math:`\hat w = X^\top y/n` (:func:`correlation`), so :math:`\log u_l^2` first grows with slope
+:math:`8\eta\|\hat w_l\|` (:func:`early_growth_slopes`) and group :math:`l` enters near
+:func:`logistic_entry_epoch` (measured by :func:`entry_epochs`).
+
 Errors: ``est_err`` is the **sum-scaled** :math:`\|w - w^\star\|_2^2` (the comparison notebook's
 convention); divide by :math:`p` for the mean-scaled value that ``group_model.py`` logs.
 """
@@ -693,7 +699,7 @@ def least_squares_error(data: GroupData) -> torch.Tensor:
 
 
 def lasso_path_validation(data: GroupData, n_alphas: int = 15, eps: float = 1e-2,
-                          tol: float = 1e-8) -> torch.Tensor:
+                          tol: float = 1e-7) -> torch.Tensor:
     """scikit-learn ``lasso_path`` per problem on the grid
     :math:`\\alpha_{\\max}\\cdot` geomspace(1, ``eps``, ``n_alphas``); the coefficients of least
     validation MSE, shape (B, p).
