@@ -419,3 +419,15 @@ def test_correlation_is_the_least_squares_estimate_on_an_orthogonal_design() -> 
     data = small_data("orthogonal", n=48)
     w_ls = torch.linalg.lstsq(data.X, data.y.unsqueeze(-1)).solution.squeeze(-1)
     torch.testing.assert_close(gs.correlation(data), w_ls, rtol=1e-10, atol=1e-12)
+
+
+def test_snr_and_dtype_moves() -> None:
+    data = small_data("orthogonal", n=48, noise=0.5)
+    noise_norm = (data.y - torch.einsum("bnp,bp->bn", data.X, data.w_star)).norm(dim=-1)
+    # X^T X / n = I, so ||X w*|| = sqrt(n) ||w*|| exactly
+    expected = math.sqrt(48) * data.w_star.norm(dim=-1) / noise_norm
+    torch.testing.assert_close(data.snr(), expected, rtol=1e-12, atol=0)
+    assert float(small_data(noise=0.0).snr().min()) > 1e12   # noiseless up to rounding
+    single = data.to(torch.float32)
+    assert single.X.dtype == torch.float32 and single.n_samples.dtype == torch.int64
+    torch.testing.assert_close(single.y.double(), data.y, rtol=1e-6, atol=1e-6)
