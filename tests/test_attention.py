@@ -498,7 +498,7 @@ def test_every_public_function_has_an_error_case():
 
 def test_attention_page_source_is_clean():
     """No control characters (a TAB once ate the '\\t' of '\\times'), no book-only macros,
-    code lines of at most 88 characters."""
+    code lines of at most 88 characters, code cells of at most 18 lines."""
     import re
     from pathlib import Path
 
@@ -509,6 +509,10 @@ def test_attention_page_source_is_clean():
     assert not re.search(r"(?<![\\a-zA-Z])imes\b", text), "a '\\times' lost its '\\t'"
     macros = re.findall(r"\\(?:T|E|R|softmax|diag|KL|tr|relu)(?![a-zA-Z])", text)
     assert not macros, f"book-only macros: {sorted(set(macros))}"
-    for cell in re.findall(r"```\{code-cell\} ipython3\n(.*?)```", text, flags=re.S):
+    cells = re.findall(r"```\{code-cell\} ipython3\n(.*?)```", text, flags=re.S)
+    for index, cell in enumerate(cells):
         for line in cell.splitlines():
             assert len(line) <= 88 or "%pip install" in line, line
+        body = cell.split("---\n")[-1] if cell.startswith("---\n") else cell
+        if index > 1:  # the install and setup cells follow the template
+            assert len(body.splitlines()) <= 18, f"code cell over 18 lines: {body[:60]!r}"
