@@ -251,16 +251,9 @@ def test_random_feature_limit_is_the_wide_rf_fit_and_its_norm_is_the_functional(
     grid = np.linspace(-big_m, big_m, 40_001)
     limit_fn = R.random_feature_limit(x, y, big_m)
     # its RKHS norm y^T K^-1 y equals the functional (relu-eq-rkhs), by finite differences
-    h = grid[1] - grid[0]
 
-    def functional(f):                  # second-order differences and end cells
-        f2 = np.diff(f, 2) / h ** 2
-        weights = np.full(f2.size, h)
-        weights[[0, -1]] = 1.5 * h
-        d_left = (-3 * f[0] + 4 * f[1] - f[2]) / (2 * h)
-        d_right = (3 * f[-1] - 4 * f[-2] + f[-3]) / (2 * h)
-        return (2 * big_m * np.sum(weights * f2 ** 2) + (d_left + d_right) ** 2
-                + 3 / big_m ** 2 * (f[0] + f[-1] - big_m * (d_right - d_left)) ** 2)
+    def functional(f):
+        return R.uniform_kernel_norm(f, big_m)
 
     f = limit_fn(grid)
     norm = y @ np.linalg.solve(R.uniform_feature_kernel(x, x, big_m), y)
@@ -286,6 +279,18 @@ def test_random_feature_limit_is_the_wide_rf_fit_and_its_norm_is_the_functional(
         errs.append(np.mean(R.sup_distance(R.relu_net(gt, feat.a, feat.b, c),
                                            limit_fn(gt.numpy()))))
     assert errs[1] < 0.4 * errs[0], errs
+
+
+def test_uniform_kernel_norm_of_a_cubic_is_exact():
+    # f = t^3 on [-M, M]: 2M int (6t)^2 = 48 M^4, f'(+-M) = 3M^2, f(M) + f(-M) = 0
+    big_m = 1.5
+    t = np.linspace(-big_m, big_m, 3001)
+    expected = 48 * big_m ** 4 + 36 * big_m ** 4 + 3 / big_m ** 2 * 0.0
+    assert abs(R.uniform_kernel_norm(t ** 3, big_m) - expected) < 1e-6 * expected
+    # an affine f costs only the boundary terms: f = 1 + 2t
+    affine = 1 + 2 * t
+    expected_affine = 16 + 3 / big_m ** 2 * (2 - big_m * 0.0) ** 2
+    assert abs(R.uniform_kernel_norm(affine, big_m) - expected_affine) < 1e-9
 
 
 def test_random_feature_min_norm_interpolates_and_is_min_norm():
@@ -481,6 +486,9 @@ def _bad_cases():
         (lambda: R.weighted_spline(xs, np.zeros(3), lambda t: 1.0), "y"),
         (lambda: R.weighted_spline(xs, ys, lambda t: 1.0, -1.0), "smoothing"),
         (lambda: R.uniform_feature_kernel(np.zeros((2, 2)), xs), "p"),
+        (lambda: R.uniform_kernel_norm(np.zeros(4)), "values"),
+        (lambda: R.uniform_kernel_norm(np.full(9, np.nan)), "values"),
+        (lambda: R.uniform_kernel_norm(np.zeros(9), knot_range=0.0), "knot_range"),
         (lambda: R.random_feature_limit(np.array([0.0, 3.0]), ys, knot_range=2.0), "x"),
         (lambda: R.random_feature_min_norm(x, y.expand(2, -1), p.a, p.b), "y"),
         (lambda: R.regime_sweep(x, y, torch.tensor([[1.0]]), m=5, steps=5), "ratios"),

@@ -97,6 +97,7 @@ __all__ = [
     "sup_distance",
     "tangent_kernel",
     "uniform_feature_kernel",
+    "uniform_kernel_norm",
     "weighted_spline",
     "width_sweep",
 ]
@@ -677,6 +678,32 @@ def uniform_feature_kernel(p: np.ndarray, q: np.ndarray, knot_range: float = 2.0
             raise ValueError(f"{name}: expected a finite 1-D array, got shape {arr.shape}")
         arrays.append(arr)
     return _uniform_kernel(arrays[0], arrays[1], float(knot_range))
+
+
+def uniform_kernel_norm(values: np.ndarray, knot_range: float = 2.0) -> float:
+    """Squared RKHS norm of :func:`uniform_feature_kernel`, from samples of f on [-M, M].
+
+    ``values`` are f at ``np.linspace(-M, M, len(values))``; the norm is
+
+    ``2M int f''^2 + (f'(M) + f'(-M))^2 + (3/M^2) (f(M) + f(-M) - M (f'(M) - f'(-M)))^2``,
+
+    evaluated with second-order finite differences (error O(h^2) for smooth pieces).
+    """
+    check_positive("knot_range", knot_range)
+    f = np.asarray(values, dtype=float)
+    if f.ndim != 1 or f.size < 5:
+        raise ValueError(f"values: expected a 1-D array of at least 5 samples, got {f.shape}")
+    if not np.isfinite(f).all():
+        raise ValueError("values: contains NaN or infinite values")
+    big_m = float(knot_range)
+    h = 2 * big_m / (f.size - 1)
+    f2 = np.diff(f, 2) / h ** 2
+    weights = np.full(f2.size, h)
+    weights[[0, -1]] = 1.5 * h                     # the end cells reach -M and M
+    d_left = (-3 * f[0] + 4 * f[1] - f[2]) / (2 * h)
+    d_right = (3 * f[-1] - 4 * f[-2] + f[-3]) / (2 * h)
+    return float(2 * big_m * np.sum(weights * f2 ** 2) + (d_left + d_right) ** 2
+                 + 3 / big_m ** 2 * (f[0] + f[-1] - big_m * (d_right - d_left)) ** 2)
 
 
 def random_feature_limit(x: np.ndarray, y: np.ndarray, knot_range: float = 2.0,
