@@ -37,6 +37,8 @@ Two implementations of a full-batch step share these kernels:
   computes each block's scores only for the keys it can see (the causal triangle), and does the
   forward pass, the loss and the backward pass of the block while it is in cache. Every
   quantity of a query row depends only on that row, so the blocks are exact, not approximate.
+  Runs that freeze the routing (W_Q, W_K) keep a constant A, so the trainer computes A X once
+  and their head is the linear model :math:`o = (A X) W_V`, :math:`z = o W_O`.
 
 The sticky Markov-chain task is built exactly as in the authors' script
 ``experiments/paper2_gradient/em_vs_sgd_multiseed.py`` (8 symbols, circular-distance transitions,
@@ -846,7 +848,9 @@ def train_runs(x: torch.Tensor, y: torch.Tensor, init: HeadWeights, arms: Sequen
     """Full-batch training of R independent runs (run r uses arms[r]) with the blocked step.
 
     Runs are grouped by the gradients they need (a run that freezes W_Q and W_K skips the
-    query/key gradients, one that freezes W_V the value gradient). On the CPU each kind is
+    query/key gradients, one that freezes W_V the value gradient). A group whose routing is
+    frozen and that has no M-step keeps a constant attention matrix A: A X is computed once and
+    each step is that of the linear model o = (A X) W_V, z = o W_O. On the CPU each kind is
     split into at most ``workers`` groups (default: torch's thread count), trained in parallel
     Python threads, each group's tensor program single-threaded.
     The groups never synchronise, so a busy CPU slows them down in proportion instead of
