@@ -48,6 +48,13 @@ has no spline routine with a position-dependent curvature weight); the constant-
 is cross-checked against ``scipy.interpolate.CubicSpline(bc_type='natural')`` and
 ``scipy.interpolate.make_smoothing_spline``.
 
+Regimes: :func:`regime_sweep` trains arms with first-layer/second-layer scale ratio
+:math:`s_{ab}/s_c` and product :math:`s_{ab}s_c` (all arms in one batched program);
+:func:`width_sweep` fixes the ratio and scales the product like :math:`m^{-\gamma}`, for which
+the relative first-layer change is estimated to scale like :math:`m^{\gamma - 1}`.
+:func:`uniform_kernel_norm` evaluates the RKHS norm of the uniform-knot kernel,
+:math:`2M\int f''^2 + (f'(M) + f'(-M))^2 + 3M^{-2}(f(M) + f(-M) - M(f'(M) - f'(-M)))^2`.
+
 Parameters are batched: ``a, b, c`` have shape ``(..., m)``, the data ``x, y`` shape ``(n,)``.
 Public functions validate their input and raise ``ValueError`` naming the argument; the
 training loop runs private, unchecked kernels. One forward pass (:func:`_preact`) serves every
