@@ -106,6 +106,20 @@ def test_abs_pair_form_matches_brute_force() -> None:
     torch.testing.assert_close(sp.abs_pair_form(a, x), brute.sum((-1, -2)))
 
 
+@pytest.mark.parametrize("q", [0.5, 2.0])
+def test_noise_slope_samples_equal_appended_column_gradient(q: float) -> None:
+    X, y = additive_data(30, 2, 9)
+    dist, lam = sp.feature_distances(X, q), 0.05
+    beta = torch.tensor([0.3, 0.6], dtype=F64)
+    cols = torch.randn(3, 30, generator=torch.Generator().manual_seed(10), dtype=F64)
+    samples = sp.noise_slope_samples(beta, dist, y, lam, cols)
+    for r in range(3):
+        X_aug = torch.cat([X, cols[r, :, None]], dim=1)
+        _, grad = sp.objective_and_gradient(torch.cat([beta, beta.new_zeros(1)]),
+                                            sp.feature_distances(X_aug, q), y, lam)
+        torch.testing.assert_close(samples[r], grad[-1], rtol=1e-10, atol=1e-14)
+
+
 def test_noise_slope_mean_matches_formula() -> None:
     X, y = additive_data(80, 2, 7)
     dist, lam = sp.feature_distances(X, 1), 0.02
@@ -205,6 +219,23 @@ def test_errors_name_the_argument() -> None:
         sp.abs_pair_form(y, y[:3])
     with pytest.raises(ValueError, match=r"^beta: "):
         sp.selected_support(-beta - 1)
+
+
+def test_mixed_dtypes_are_rejected() -> None:
+    X, y = additive_data(10, 2, 12)
+    dist = sp.feature_distances(X, 1)
+    beta, f32 = torch.zeros(2, dtype=F64), torch.float32
+    K = sp.kernel_matrix(beta, dist)[0, 0]
+    with pytest.raises(ValueError, match=r"^y: dtype torch.float32 differs"):
+        sp.objective(beta, dist, y.to(f32), 0.1)
+    with pytest.raises(ValueError, match=r"^coef: dtype torch.float32 differs"):
+        sp.ridge_primal_value(K, y, y.to(f32), 0.1)
+    with pytest.raises(ValueError, match=r"^columns: dtype torch.float32 differs"):
+        sp.noise_slope_samples(beta, dist, y, 0.1, torch.zeros(3, 10, dtype=f32))
+    with pytest.raises(ValueError, match=r"^y: dtype torch.float32 differs"):
+        sp.gradient_at_zero(X, y.to(f32), 0.1, 1)
+    with pytest.raises(ValueError, match=r"^x: dtype torch.float32 differs"):
+        sp.abs_pair_form(y, y.to(f32))
 
 
 def test_selection_summary_counts() -> None:

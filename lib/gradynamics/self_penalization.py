@@ -46,6 +46,7 @@ from gradynamics.validation import (
     check_finite,
     check_positive,
     check_positive_int,
+    check_same_dtype,
 )
 
 __all__ = [
@@ -133,8 +134,7 @@ def _check_problem(beta: torch.Tensor | float, dist: FeatureDistances, y: torch.
     values = dist.values
     S, p, n = dist.n_seeds, dist.n_features, dist.n
     y = as_tensor("y", y, device=values.device)
-    if y.dtype != values.dtype:
-        raise ValueError(f"y: dtype {y.dtype} differs from the distances' dtype {values.dtype}")
+    check_same_dtype(dist=values, y=y)
     if y.ndim == 1:
         y = y.unsqueeze(0)
     if y.ndim != 2 or y.shape[-1] != n or y.shape[0] not in (1, S):
@@ -149,9 +149,7 @@ def _check_problem(beta: torch.Tensor | float, dist: FeatureDistances, y: torch.
     if isinstance(beta, (int, float)) and not isinstance(beta, bool):
         beta = torch.full((p,), float(beta), dtype=values.dtype, device=values.device)
     beta = as_tensor("beta", beta, device=values.device)
-    if beta.dtype != values.dtype:
-        raise ValueError(f"beta: dtype {beta.dtype} differs from the distances' dtype "
-                         f"{values.dtype}")
+    check_same_dtype(dist=values, beta=beta)
     check_finite("beta", beta)
     if beta.ndim == 0 or beta.shape[-1] != p:
         raise ValueError(f"beta: expected a last axis of size p={p}, got {tuple(beta.shape)}")
@@ -268,8 +266,9 @@ def ridge_primal_value(K: torch.Tensor, y: torch.Tensor, coef: torch.Tensor,
     K = as_tensor("K", K)
     if K.ndim != 2 or K.shape[0] != K.shape[1]:
         raise ValueError(f"K: expected a square matrix, got shape {tuple(K.shape)}")
-    y = as_tensor("y", y, dtype=K.dtype, device=K.device)
-    coef = as_tensor("coef", coef, dtype=K.dtype, device=K.device)
+    y = as_tensor("y", y, device=K.device)
+    coef = as_tensor("coef", coef, device=K.device)
+    check_same_dtype(K=K, y=y, coef=coef)
     for name, vec in (("y", y), ("coef", coef)):
         if vec.shape != (K.shape[0],):
             raise ValueError(f"{name}: expected shape ({K.shape[0]},), got {tuple(vec.shape)}")
@@ -319,11 +318,16 @@ def noise_slope_samples(beta: torch.Tensor, dist: FeatureDistances, y: torch.Ten
     chunk = check_positive_int("chunk", chunk)
     K, alpha, lam = _single_fit(beta, dist, y, lam)
     columns = as_tensor("columns", columns, device=dist.values.device)
-    if columns.ndim != 2 or columns.shape[1] != dist.n or columns.dtype != dist.values.dtype:
-        raise ValueError(f"columns: expected shape (R, {dist.n}) of dtype {dist.values.dtype}, "
-                         f"got {tuple(columns.shape)} {columns.dtype}")
+    check_same_dtype(dist=dist.values, columns=columns)
+    if columns.ndim != 2 or columns.shape[1] != dist.n:
+        raise ValueError(f"columns: expected shape (R, {dist.n}), got {tuple(columns.shape)}")
     check_finite("columns", columns)
-    weights = (0.5 * lam * alpha.unsqueeze(-1) * alpha.unsqueeze(-2) * K).reshape(-1)
+    weights = 0.5 * lam * alpha.unsqueeze(-1) * alpha.unsqueeze(-2) * K
+    if dist.q == 2.0:
+        # sum_ik W_ik (c_i - c_k)^2 = 2 sum_i c_i^2 (W 1)_i - 2 c^T W c  (W symmetric): O(R n^2)
+        quadratic = ((columns @ weights) * columns).sum(-1)
+        return 2 * (columns.square() @ weights.sum(-1)) - 2 * quadratic
+    weights = weights.reshape(-1)
     out = []
     for start in range(0, columns.shape[0], chunk):
         block = columns[start:start + chunk]
@@ -343,6 +347,7 @@ def abs_pair_form(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if a.shape != x.shape or a.ndim < 1:
         raise ValueError(f"a and x: expected equal shapes with >= 1 axis, got "
                          f"{tuple(a.shape)} and {tuple(x.shape)}")
+    check_same_dtype(a=a, x=x)
     order = torch.argsort(x, dim=-1)
     xs = torch.gather(x, -1, order)
     a_s = torch.gather(a, -1, order)
@@ -365,8 +370,9 @@ def gradient_at_zero(X: torch.Tensor, y: torch.Tensor, lam: float, q: float) -> 
     if X.ndim < 2 or y.shape != X.shape[:-1]:
         raise ValueError(f"X and y: expected shapes (..., n, p) and (..., n), got "
                          f"{tuple(X.shape)} and {tuple(y.shape)}")
-    if X.dtype != y.dtype or not X.is_floating_point():
-        raise ValueError(f"X and y: expected one floating dtype, got {X.dtype} and {y.dtype}")
+    if not X.is_floating_point():
+        raise ValueError(f"X: expected a floating-point tensor, got {X.dtype}")
+    check_same_dtype(X=X, y=y)
     check_finite("X", X)
     check_finite("y", y)
     lam = check_positive("lam", lam)
