@@ -368,6 +368,10 @@ def test_full_size_summary_round_trip(tmp_path):
     assert loaded["arms"]["em_like"]["loss"] == [round(float(v), 6)
                                                  for v in exp.final("loss", "em_like")]
     assert loaded["steps_to_beat_sgd"] == exp.steps_to_beat().tolist()
+    del summary["scripts_mean_steps"]
+    path.write_text(json.dumps(summary))
+    with pytest.raises(ValueError, match=r"^path: results file .* no 'scripts_mean_steps'"):
+        at.load_full_size_summary(path)
     del summary["arms"]["sgd"]["heldout"]
     path.write_text(json.dumps(summary))
     with pytest.raises(ValueError, match=r"^path: arm 'sgd' needs 2 values of 'heldout'"):

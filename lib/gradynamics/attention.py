@@ -1211,4 +1211,8 @@ def load_full_size_summary(path: str | Path) -> dict:
         for metric in _SUMMARY_METRICS:
             if len(values.get(metric, ())) != n_seeds:
                 raise ValueError(f"path: arm {arm!r} needs {n_seeds} values of {metric!r}")
+    if {"sgd", "em_like"} <= set(data["arms"]):
+        for key in ("steps_to_beat_sgd", "scripts_mean_steps"):
+            if key not in data:
+                raise ValueError(f"path: results file {path} has sgd and em_like but no {key!r}")
     return data
