@@ -49,7 +49,7 @@ def test_routing_and_value_laws_match_autograd(seed, n, d_v):
     routed = at.routing_gradient(alpha.detach(), b)
     torch.testing.assert_close(routed, g_s, atol=1e-12, rtol=0)
     torch.testing.assert_close(at.value_gradient(alpha.detach(), u), g_v, atol=1e-12, rtol=0)
-    assert float(routed.sum(-1).abs().max()) < 1e-12  # zero row sums
+    assert float(g_s.sum(-1).abs().max()) < 1e-12  # zero row sums, on autograd's gradient
 
 
 def test_reference_gradients_match_autograd_batched():
@@ -74,8 +74,7 @@ def test_blocked_step_matches_autograd_and_reference(block_size):
         assert rel_err(c, auto[name]) < 1e-12, name
     ref = at.head_gradients(x, y, weights)
     torch.testing.assert_close(blocked.loss, ref.loss, atol=1e-14, rtol=0)
-    p = torch.softmax(ref.forward.z, -1)
-    entropy = -(p * p.log()).sum(-1).mean(-1)
+    entropy = torch.distributions.Categorical(logits=ref.forward.z).entropy().mean(-1)
     torch.testing.assert_close(blocked.entropy, entropy, atol=1e-14, rtol=0)
     accuracy = (ref.forward.z.argmax(-1) == y).to(F64).mean(-1)
     torch.testing.assert_close(blocked.accuracy, accuracy, atol=0, rtol=0)
