@@ -119,6 +119,14 @@ AUTHORS_SEEDS: tuple[int, ...] = (42, 2024, 1337, 7777, 9999)
 _MAX_NDIM = tuple(range(2, 9))
 
 
+def _same_leading_axes(reference_name: str, reference: torch.Tensor,
+                       name: str, value: torch.Tensor) -> None:
+    """Raise unless ``value`` has the (run) axes of ``reference`` before its last two."""
+    if value.shape[:-2] != reference.shape[:-2]:
+        raise ValueError(f"{name}: leading axes {tuple(value.shape[:-2])} differ from "
+                         f"{reference_name}'s {tuple(reference.shape[:-2])}")
+
+
 def _float_input(name: str, value: torch.Tensor, ndim: Sequence[int] = _MAX_NDIM
                  ) -> torch.Tensor:
     """A finite floating-point tensor with an allowed number of dimensions."""
@@ -276,6 +284,7 @@ def compatibility(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     u = _float_input("u", u)
     v = _float_input("v", v)
     check_same_dtype(u=u, v=v)
+    _same_leading_axes("u", u, "v", v)
     if u.shape[-1] != v.shape[-1]:
         raise ValueError(f"v: last axis {v.shape[-1]} does not match u's {u.shape[-1]} (d_v)")
     return u @ v.transpose(-1, -2)
@@ -286,6 +295,7 @@ def value_gradient(alpha: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     alpha = _float_input("alpha", alpha)
     u = _float_input("u", u)
     check_same_dtype(alpha=alpha, u=u)
+    _same_leading_axes("alpha", alpha, "u", u)
     if u.shape[-2] != alpha.shape[-2]:
         raise ValueError(f"u: expected {alpha.shape[-2]} rows (one per query), got {u.shape[-2]}")
     check_probability_vector("alpha", alpha, atol=1e-6)
@@ -303,6 +313,8 @@ def query_key_gradients(score_grad: torch.Tensor, q: torch.Tensor,
     q = _float_input("q", q)
     k = _float_input("k", k)
     check_same_dtype(score_grad=score_grad, q=q, k=k)
+    _same_leading_axes("score_grad", score_grad, "q", q)
+    _same_leading_axes("score_grad", score_grad, "k", k)
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"k: expected d_k = {q.shape[-1]} like q, got {k.shape[-1]}")
     if score_grad.shape[-2:] != (q.shape[-2], k.shape[-2]):
