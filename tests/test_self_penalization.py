@@ -262,3 +262,54 @@ def test_baseline_supports_find_strong_linear_features() -> None:
         sp.baseline_supports(X, y, k=7)
     with pytest.raises(ValueError, match=r"^X and y: "):
         sp.baseline_supports(X, y[:5], k=2)
+
+
+def test_interaction_benchmark_has_no_main_effect_for_the_pair() -> None:
+    X, y, truth = sp.interaction_benchmark(range(3), n=4000, n_noise=4)
+    assert X.shape == (3, 4000, 7) and y.shape == (3, 4000)
+    assert truth.tolist() == [True, True, True, False, False, False, False]
+    np.testing.assert_allclose(X.mean(1), 0, atol=1e-12)
+    np.testing.assert_allclose(y.std(1), 1, rtol=1e-12)
+    corr = np.einsum("sni,sn->si", X, y) / X.shape[1]  # standardised: correlation
+    assert np.abs(corr[:, :2]).max() < 0.06  # x1, x2: interaction only, no main effect
+    assert corr[:, 2].min() > 0.3             # x3: a main effect
+    product = X[:, :, 0] * X[:, :, 1]
+    assert np.einsum("sn,sn->s", product, y).min() / X.shape[1] > 0.5
+
+
+def test_compare_selectors_agrees_with_its_parts() -> None:
+    X, y, truth = sp.interaction_benchmark(range(2), n=60, n_noise=3, noise=0.1)
+    out = sp.compare_selectors(X, y, truth, lam=0.01, k=3)
+    res = sp.projected_gradient_descent(
+        0.02, sp.feature_distances(torch.as_tensor(X), 1), torch.as_tensor(y), 0.01,
+        tol=1e-4, max_iter=300)
+    direct = sp.selection_summary(res.beta[:, 0], torch.as_tensor(truth))
+    assert out["pgd"]["exact"] == pytest.approx(direct["exact"].double().mean().item())
+    assert out["pgd"]["false_pos"] == pytest.approx(direct["false_pos"].double().mean().item())
+    assert out["pgd"]["missed"] == pytest.approx(direct["missed"].double().mean().item())
+    assert out["pgd"]["cpu_ratio"] == 1.0
+    forest = [sp.baseline_supports(X[s], y[s], k=3, random_state=s)["forest_top_k"][0]
+              for s in range(2)]
+    assert out["forest_top_k"]["exact"] == np.mean([(m == truth).all() for m in forest])
+    assert out["forest_top_k"]["size"] == 3.0
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(lam=-1.0, k=3), "lam"), (dict(lam=0.01, k=0), "k"),
+    (dict(lam=0.01, k=3, truth=np.ones(2, dtype=bool)), "truth"),
+    (dict(lam=0.01, k=3, y=np.zeros((2, 5))), "X and y"),
+])
+def test_compare_selectors_rejects_bad_input(kwargs, name) -> None:
+    X, y, truth = sp.interaction_benchmark(range(2), n=20, n_noise=2)
+    args = dict(X=X, y=y, truth=truth) | kwargs
+    with pytest.raises(ValueError, match=rf"^{name}: "):
+        sp.compare_selectors(**args)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(seeds=[]), "seeds"), (dict(seeds=[0], n=0), "n"),
+    (dict(seeds=[0], n_noise=0), "n_noise"), (dict(seeds=[0], noise=-1.0), "noise"),
+])
+def test_interaction_benchmark_rejects_bad_input(kwargs, name) -> None:
+    with pytest.raises(ValueError, match=rf"^{name}: "):
+        sp.interaction_benchmark(**kwargs)
