@@ -20,12 +20,12 @@ It prints the device, the wall time of each part and the key numbers, and writes
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import torch
+from _record import write_record
 
 from gradynamics import deq
 from gradynamics.datasets import load_digits
@@ -164,10 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {"topic": "deq", "quick": args.quick, "device": str(device),
               "wall_s": sum(wall.values()), **{f"wall_s_{k}": v for k, v in wall.items()},
               **numbers}
-    out = ROOT / "_build" / "bench" / ("quick" if args.quick else "") / "deq.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    write_record("deq", record, args.quick)
     return 0
 
 

@@ -16,12 +16,12 @@ natural_gradient.json`` only.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import torch
+from _record import write_record
 
 from gradynamics import natural_gradient as ng
 from gradynamics.runtime import get_device
@@ -75,13 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     record = {"topic": "natural_gradient", "quick": args.quick, "device": str(device),
               "wall_s": wall, "wall_s_full": results["wall_s_full"],
               "wall_s_minibatch": results["wall_s_minibatch"], **numbers}
-    out = ROOT / "_build" / "bench" / ("quick" if args.quick else "") / "natural_gradient.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
-    if not args.quick and not args.no_results:
-        RESULTS.write_text(json.dumps(numbers, indent=1, sort_keys=True) + "\n")
-        print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write_record("natural_gradient", record, args.quick,
+                 None if args.no_results else RESULTS, numbers)
     return 0
 
 

@@ -19,13 +19,13 @@ loads and asserts its full-size claims on. Regenerate it with
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _record import write_record
 
 from gradynamics import relu1d as rl
 from gradynamics.runtime import get_device, seed_everything
@@ -118,13 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {"topic": "relu", "quick": args.quick, "device": str(device),
               "wall_s": sum(wall.values()), **{f"wall_s_{k}": v for k, v in wall.items()},
               **numbers}
-    out = ROOT / "_build" / "bench" / ("quick" if args.quick else "") / "relu.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
-    if not args.quick and not args.no_results:
-        RESULTS.write_text(json.dumps(numbers, indent=1, sort_keys=True) + "\n")
-        print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write_record("relu", record, args.quick, None if args.no_results else RESULTS, numbers)
     return 0
 
 

@@ -592,15 +592,20 @@ def _value_weights_m_step(x: torch.Tensor, mass: torch.Tensor, weighted_targets:
                                    ridge, check_name)
 
 
-def value_weights_m_step(x: torch.Tensor, alpha: torch.Tensor, targets: torch.Tensor,
-                         ridge: float = 0.0) -> torch.Tensor:
-    """Tied-value M-step: argmin_W sum_ij alpha_ij |W^T x_j - t_i|^2 (+ ridge |W|^2)."""
+def _m_step_inputs(x, alpha, targets, ridge):
+    """Validate the inputs of the value-weight M-steps (public entries only)."""
     alpha = _responsibilities(alpha, targets)
     x = _float_input("x", x, (alpha.ndim,))
     check_same_dtype(alpha=alpha, x=x)
     if x.shape[-2] != alpha.shape[-1]:
         raise ValueError(f"x: expected {alpha.shape[-1]} rows (one per key), got {x.shape[-2]}")
-    ridge = check_positive("ridge", ridge, allow_zero=True)
+    return alpha, x, check_positive("ridge", ridge, allow_zero=True)
+
+
+def value_weights_m_step(x: torch.Tensor, alpha: torch.Tensor, targets: torch.Tensor,
+                         ridge: float = 0.0) -> torch.Tensor:
+    """Tied-value M-step: argmin_W sum_ij alpha_ij |W^T x_j - t_i|^2 (+ ridge |W|^2)."""
+    alpha, x, ridge = _m_step_inputs(x, alpha, targets, ridge)
     return _value_weights_m_step(x, alpha.sum(dim=-2), _value_gradient(alpha, targets), ridge,
                                  check_name="x")
 
@@ -615,12 +620,7 @@ def _least_squares_value_weights(routed: torch.Tensor, targets: torch.Tensor,
 def least_squares_value_weights(x: torch.Tensor, alpha: torch.Tensor, targets: torch.Tensor,
                                 ridge: float = 0.0) -> torch.Tensor:
     """Least squares of the head output on targets: argmin_W |A X W - T|^2 (+ ridge |W|^2)."""
-    alpha = _responsibilities(alpha, targets)
-    x = _float_input("x", x, (alpha.ndim,))
-    check_same_dtype(alpha=alpha, x=x)
-    if x.shape[-2] != alpha.shape[-1]:
-        raise ValueError(f"x: expected {alpha.shape[-1]} rows (one per key), got {x.shape[-2]}")
-    ridge = check_positive("ridge", ridge, allow_zero=True)
+    alpha, x, ridge = _m_step_inputs(x, alpha, targets, ridge)
     return _least_squares_value_weights(alpha @ x, targets, ridge, check_name="x")
 
 
