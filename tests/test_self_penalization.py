@@ -313,3 +313,59 @@ def test_compare_selectors_rejects_bad_input(kwargs, name) -> None:
 def test_interaction_benchmark_rejects_bad_input(kwargs, name) -> None:
     with pytest.raises(ValueError, match=rf"^{name}: "):
         sp.interaction_benchmark(**kwargs)
+
+
+def test_selection_data_is_reproducible_per_seed_and_follows_its_model() -> None:
+    X, y, truth = sp.selection_data("additive", range(4), n=3000, p=5)
+    assert X.shape == (4, 3000, 5) and y.shape == (4, 3000) and X.dtype == torch.float64
+    assert truth.tolist() == [True, True, False, False, False]
+    X3, y3, _ = sp.selection_data("additive", [3], n=3000, p=5)
+    assert torch.equal(X3[0], X[3]) and torch.equal(y3[0], y[3])  # batching does not matter
+    torch.testing.assert_close(y.mean(1), torch.zeros(4, dtype=torch.float64), atol=1e-12,
+                               rtol=0)
+    signal = torch.sin(X[..., 0]) + X[..., 1] ** 2
+    residual = y - (signal - signal.mean(1, keepdim=True))
+    assert 0.09 < float(residual.std(1).min()) and float(residual.std(1).max()) < 0.11
+    Xi, yi, _ = sp.selection_data("interaction", range(4), n=3000, p=5)
+    corr = torch.einsum("snp,sn->sp", Xi, yi) / 3000
+    assert float(corr[:, :2].abs().max()) < 0.1          # no main effect
+    product = torch.einsum("sn,sn->s", Xi[..., 0] * Xi[..., 1], yi) / 3000
+    assert float(product.min()) > 0.85                     # E[(X1 X2) y] = 1
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(model="cubic"), "model"), (dict(seeds=[]), "seeds"), (dict(seeds=[-1]), "seeds"),
+    (dict(n=0), "n"), (dict(p=1), "p"), (dict(dtype=torch.int64), "dtype"),
+])
+def test_selection_data_rejects_bad_input(kwargs, name) -> None:
+    args = dict(model="additive", seeds=[0], n=10, p=3) | kwargs
+    with pytest.raises(ValueError, match=rf"^{name}: "):
+        sp.selection_data(**args)
+
+
+def test_selection_study_matches_a_direct_run_whatever_the_chunk() -> None:
+    lams = [0.01, 0.5]
+    X, y, truth = sp.selection_data("interaction", range(3), n=40, p=6)
+    res = sp.projected_gradient_descent(0.02, sp.feature_distances(X, 1), y,
+                                        torch.tensor(lams, dtype=torch.float64),
+                                        tol=1e-4, max_iter=200)
+    direct = sp.selection_summary(res.beta, truth)
+    for chunk in (1, 2, 3):
+        out = sp.selection_study("interaction", range(3), 1, lams, n=40, p=6, max_iter=200,
+                                 chunk=chunk)
+        assert out["exact"].shape == (3, 2)
+        for key in ("exact", "false_pos", "missed"):
+            assert torch.equal(out[key], direct[key]), (chunk, key)
+        assert torch.equal(out["n_iter"], res.n_iter)
+        assert torch.equal(out["converged"], res.converged)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(lams=[0.1, -1.0]), "lams"), (dict(lams=[]), "lams"), (dict(lams="a"), "lams"),
+    (dict(lams=[float("nan")]), "lams"), (dict(q=3.0), "q"), (dict(chunk=0), "chunk"),
+    (dict(model="cubic"), "model"),
+])
+def test_selection_study_rejects_bad_input(kwargs, name) -> None:
+    args = dict(model="additive", seeds=[0], q=1, lams=[0.1], n=10, p=3) | kwargs
+    with pytest.raises(ValueError, match=rf"^{name}: "):
+        sp.selection_study(**args)
