@@ -53,9 +53,13 @@ sync: $(STAMP)
 
 # Full-size runs of the chapters' experiments (not run by CI); see benchmarks/README.md.
 bench: $(STAMP)
-	@set -e; for script in $$(ls benchmarks/bench_*.py | sort); do \
-		echo "== $$script"; MPLBACKEND=agg $(BIN)/python $$script; \
-	done
+	@set -e; total=$$(date +%s); summary=""; \
+	for script in $$(ls benchmarks/bench_*.py | sort); do \
+		echo "== $$script"; start=$$(date +%s); \
+		MPLBACKEND=agg $(BIN)/python $$script; \
+		summary="$$summary$$script: $$(( $$(date +%s) - start )) s\n"; \
+	done; \
+	printf "== wall time per script\n$${summary}total: $$(( $$(date +%s) - total )) s\n"
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis
