@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def rounded(value, digits: int = 6):
+    """``value`` (nested dicts/lists of floats) rounded to ``digits`` significant digits."""
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    if isinstance(value, float) and math.isfinite(value) and value != 0:
+        return float(f"{value:.{digits - 1}e}")
+    return value
+
+
 def write_record(topic: str, record: dict, quick: bool, results_path: Path | None = None,
-                 results: dict | None = None) -> Path:
+                 results: dict | None = None, digits: int | None = None) -> Path:
     """Write ``_build/bench[/quick]/<topic>.json``; with ``results_path`` (full runs only) also
-    the small committed results file the chapter loads. Returns the record's path."""
+    the small committed results file the chapter loads, its floats rounded to ``digits``
+    significant digits when given (so that a rerun whose sums differ only in the last bits
+    rewrites the same file). Returns the record's path."""
     out = ROOT / "_build" / "bench" / ("quick" if quick else "") / f"{topic}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
     if results_path is not None and not quick:
+        results = results if digits is None else rounded(results, digits)
         results_path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
         print(f"wrote {results_path.relative_to(ROOT)}")
     return out

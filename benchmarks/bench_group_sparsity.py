@@ -35,6 +35,7 @@ import time
 
 import numpy as np
 import torch
+from _record import rounded
 
 import gradynamics as gd
 from gradynamics import group_sparsity as gs
@@ -50,17 +51,6 @@ def clock(device: torch.device) -> float:
         synchronize(device)
         return time.perf_counter()
     return time.process_time()
-
-
-def rounded(value, digits: int = 6):
-    """``value`` (nested dicts/lists of floats) rounded to ``digits`` significant digits."""
-    if isinstance(value, dict):
-        return {k: rounded(v, digits) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [rounded(v, digits) for v in value]
-    if isinstance(value, float) and math.isfinite(value) and value != 0:
-        return float(f"{value:.{digits - 1}e}")
-    return value
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

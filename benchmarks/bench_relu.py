@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     record = {"topic": "relu", "quick": args.quick, "device": str(device),
               "wall_s": sum(wall.values()), **{f"wall_s_{k}": v for k, v in wall.items()},
               **numbers}
-    write_record("relu", record, args.quick, None if args.no_results else RESULTS, numbers)
+    write_record("relu", record, args.quick, None if args.no_results else RESULTS, numbers,
+                 digits=9)
     return 0
 
 

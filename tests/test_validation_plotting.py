@@ -51,3 +51,25 @@ def test_plot_style_and_subplots():
     for kwargs in ({"nrows": 0}, {"ncols": 1.5}, {"width": -1}, {"height": 0}):
         with pytest.raises(ValueError):
             plotting.subplots(**kwargs)
+
+
+def test_check_same_device_names_the_differing_argument() -> None:
+    from gradynamics.validation import check_same_device
+
+    cpu, meta = torch.zeros(2), torch.empty(2, device="meta")
+    check_same_device(A=cpu, B=cpu, C=None)
+    check_same_device()
+    with pytest.raises(ValueError, match=r"^B: device meta differs from A's cpu; "):
+        check_same_device(A=cpu, B=meta)
+    with pytest.raises(ValueError, match=r"^C: device cpu differs from A's meta; "):
+        check_same_device(A=meta, B=None, C=cpu)
+
+
+def test_library_entries_reject_mixed_devices() -> None:
+    # a meta tensor stands in for a second device (deq checks finiteness first, which a
+    # meta tensor cannot answer, so only relu1d's entry is exercised here)
+    from gradynamics import relu1d
+
+    a, b, c = torch.ones(4), torch.zeros(4), torch.ones(4)
+    with pytest.raises(ValueError, match=r"^c: device meta differs from a's cpu; "):
+        relu1d.conserved_quantity(a, b, c.to("meta"))

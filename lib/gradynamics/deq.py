@@ -62,6 +62,7 @@ from gradynamics.validation import (
     check_ndim,
     check_positive,
     check_positive_int,
+    check_same_device,
     check_same_dtype,
 )
 
@@ -140,12 +141,7 @@ def _gamma(gamma, like: torch.Tensor) -> torch.Tensor:
 
 def _same_dtype_device(**tensors: torch.Tensor) -> None:
     check_same_dtype(**tensors)
-    items = list(tensors.items())
-    first_name, first = items[0]
-    for name, tensor in items[1:]:
-        if tensor.device != first.device:
-            raise ValueError(f"{name}: device {tensor.device} differs from {first_name}'s "
-                             f"{first.device}")
+    check_same_device(**tensors)
 
 
 def _check_features(A: torch.Tensor, Phi: torch.Tensor) -> None:

@@ -72,7 +72,14 @@ import numpy as np
 import torch
 from scipy import integrate, interpolate, linalg
 
-from gradynamics.validation import as_tensor, check_finite, check_positive, check_positive_int
+from gradynamics.validation import (
+    as_tensor,
+    check_finite,
+    check_positive,
+    check_positive_int,
+    check_same_device,
+    check_same_dtype,
+)
 
 __all__ = [
     "Params",
@@ -131,11 +138,9 @@ def _check_params(*values: torch.Tensor, names: Sequence[str]) -> tuple[torch.Te
             raise ValueError(f"{name}: expected shape (..., m) with m >= 1, got {tuple(t.shape)}")
         out.append(t)
     first, ref = names[0], out[0]
+    check_same_dtype(**dict(zip(names, out, strict=True)))
+    check_same_device(**dict(zip(names, out, strict=True)))
     for name, t in zip(names[1:], out[1:], strict=True):
-        if t.dtype != ref.dtype:
-            raise ValueError(f"{name}: dtype {t.dtype} differs from {first}'s {ref.dtype}")
-        if t.device != ref.device:
-            raise ValueError(f"{name}: device {t.device} differs from {first}'s {ref.device}")
         if t.shape != ref.shape:
             raise ValueError(f"{name}: shape {tuple(t.shape)} differs from {first}'s "
                              f"{tuple(ref.shape)}")

@@ -721,7 +721,7 @@ def interaction_benchmark(seeds, n: int = 200, n_noise: int = 25,
 
 
 # ----------------------------------------------------------------------------- selection studies
-#: model name -> (base seed, noise sd); data set ``s`` is drawn from a generator seeded ``base + s``.
+#: model name -> (base seed, noise sd); data set ``s`` comes from a generator seeded base + s.
 SELECTION_MODELS = {"additive": (2024, 0.1), "interaction": (2025, 1.0)}
 
 

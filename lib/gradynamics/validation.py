@@ -133,3 +133,19 @@ def check_same_dtype(**tensors: torch.Tensor | None) -> None:
         if value.dtype != first.dtype:
             raise ValueError(f"{name}: dtype {value.dtype} differs from {first_name}'s "
                              f"{first.dtype}; pass tensors of one dtype")
+
+
+def check_same_device(**tensors: torch.Tensor | None) -> None:
+    """Raise if the tensors passed by keyword (``None`` skipped) live on different devices.
+
+    The message names the first argument whose device differs from the first one's, e.g.
+    ``check_same_device(A=A, Phi=Phi)`` -> ``"Phi: device cuda:0 differs from A's cpu"``.
+    """
+    items = [(name, value) for name, value in tensors.items() if value is not None]
+    if not items:
+        return
+    first_name, first = items[0]
+    for name, value in items[1:]:
+        if value.device != first.device:
+            raise ValueError(f"{name}: device {value.device} differs from {first_name}'s "
+                             f"{first.device}; move the tensors to one device")
