@@ -348,11 +348,11 @@ def test_selection_study_matches_a_direct_run_whatever_the_chunk() -> None:
     X, y, truth = sp.selection_data("interaction", range(3), n=40, p=6)
     res = sp.projected_gradient_descent(0.02, sp.feature_distances(X, 1), y,
                                         torch.tensor(lams, dtype=torch.float64),
-                                        tol=1e-4, max_iter=200)
+                                        tol=1e-6, max_iter=400)
     direct = sp.selection_summary(res.beta, truth)
     for chunk in (1, 2, 3):
-        out = sp.selection_study("interaction", range(3), 1, lams, n=40, p=6, max_iter=200,
-                                 chunk=chunk)
+        out = sp.selection_study("interaction", range(3), 1, lams, n=40, p=6, tol=1e-6,
+                                 max_iter=400, chunk=chunk)
         assert out["exact"].shape == (3, 2)
         for key in ("exact", "false_pos", "missed"):
             assert torch.equal(out[key], direct[key]), (chunk, key)

@@ -762,7 +762,7 @@ def selection_data(model: str, seeds, n: int = 200, p: int = 50, *,
 
 
 def selection_study(model: str, seeds, q: float, lams, *, n: int = 200, p: int = 50,
-                    beta0: float = 0.02, tol: float = 1e-4, max_iter: int = 3000,
+                    beta0: float = 0.02, tol: float = 1e-6, max_iter: int = 6000,
                     chunk: int = 20, device=None) -> dict[str, torch.Tensor]:
     r"""Self-penalized PGD on the :func:`selection_data` sets ``seeds``, every :math:`\lambda`
     in ``lams`` at once, ``chunk`` data sets per tensor program.
