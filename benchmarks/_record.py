@@ -35,3 +35,16 @@ def write_record(topic: str, record: dict, quick: bool, results_path: Path | Non
         results_path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
         print(f"wrote {results_path.relative_to(ROOT)}")
     return out
+
+
+def write_timed_record(topic: str, wall: dict, numbers: dict, quick: bool, device,
+                       results_path: Path | None = None, digits: int | None = None) -> Path:
+    """Print the wall time of each timed part, then :func:`write_record` a record of ``numbers``
+    with ``wall_s`` (their sum) and one ``wall_s_<part>`` per part; with ``results_path`` the
+    chapter's results file is ``numbers`` itself."""
+    for name, seconds in wall.items():
+        print(f"  wall {name:<18} {seconds:8.2f} s")
+    record = {"topic": topic, "quick": quick, "device": str(device),
+              "wall_s": sum(wall.values()), **{f"wall_s_{k}": v for k, v in wall.items()},
+              **numbers}
+    return write_record(topic, record, quick, results_path, numbers, digits)

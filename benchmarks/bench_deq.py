@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import torch
-from _record import write_record
+from _record import write_timed_record
 
 from gradynamics import deq
 from gradynamics.datasets import load_digits
@@ -159,12 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         times = digits["seconds"]["implicit"][k] / digits["seconds"]["unrolled"][k]
         print(f"    K = {K:4d}: saved bytes unrolled / implicit {ratio:6.1f}, "
               f"time implicit / unrolled {times:.2f}")
-    for name, seconds in wall.items():
-        print(f"  wall {name:<18} {seconds:8.2f} s")
-    record = {"topic": "deq", "quick": args.quick, "device": str(device),
-              "wall_s": sum(wall.values()), **{f"wall_s_{k}": v for k, v in wall.items()},
-              **numbers}
-    write_record("deq", record, args.quick)
+    write_timed_record("deq", wall, numbers, args.quick, device)
     return 0
 
 

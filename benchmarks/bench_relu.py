@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _record import write_record
+from _record import write_timed_record
 
 from gradynamics import relu1d as rl
 from gradynamics.runtime import get_device, seed_everything
@@ -113,13 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     rf = numbers["random_features"]
     print(f"  random features m = {rf['m']}: sup to limit (plain) "
           f"{np.round(rf['plain_to_limit'], 4)}, to cubic {np.round(rf['plain_to_cubic'], 4)}")
-    for name, seconds in wall.items():
-        print(f"  wall {name:<16} {seconds:7.2f} s")
-    record = {"topic": "relu", "quick": args.quick, "device": str(device),
-              "wall_s": sum(wall.values()), **{f"wall_s_{k}": v for k, v in wall.items()},
-              **numbers}
-    write_record("relu", record, args.quick, None if args.no_results else RESULTS, numbers,
-                 digits=9)
+    write_timed_record("relu", wall, numbers, args.quick, device,
+                       None if args.no_results else RESULTS, digits=9)
     return 0
 
 

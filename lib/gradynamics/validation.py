@@ -118,6 +118,18 @@ def check_class_labels(name: str, labels: ArrayLike, shape: Sequence[int], n_cla
     return labels.to(device=device if device is not None else labels.device, dtype=torch.long)
 
 
+def _check_same(attribute: str, advice: str, tensors: dict) -> None:
+    """Raise if the tensors (``None`` skipped) differ in ``attribute``; name the first that does."""
+    items = [(name, value) for name, value in tensors.items() if value is not None]
+    if not items:
+        return
+    first_name, first = items[0]
+    for name, value in items[1:]:
+        if getattr(value, attribute) != getattr(first, attribute):
+            raise ValueError(f"{name}: {attribute} {getattr(value, attribute)} differs from "
+                             f"{first_name}'s {getattr(first, attribute)}; {advice}")
+
+
 def check_same_dtype(**tensors: torch.Tensor | None) -> None:
     """Raise if the tensors passed by keyword (``None`` skipped) have different dtypes.
 
@@ -125,14 +137,7 @@ def check_same_dtype(**tensors: torch.Tensor | None) -> None:
     ``check_same_dtype(q=q, p=p)`` -> ``"p: dtype torch.float32 differs from q's torch.float64"``
     (instead of a RuntimeError deep inside a matmul, or silent promotion).
     """
-    items = [(name, value) for name, value in tensors.items() if value is not None]
-    if not items:
-        return
-    first_name, first = items[0]
-    for name, value in items[1:]:
-        if value.dtype != first.dtype:
-            raise ValueError(f"{name}: dtype {value.dtype} differs from {first_name}'s "
-                             f"{first.dtype}; pass tensors of one dtype")
+    _check_same("dtype", "pass tensors of one dtype", tensors)
 
 
 def check_same_device(**tensors: torch.Tensor | None) -> None:
@@ -141,11 +146,4 @@ def check_same_device(**tensors: torch.Tensor | None) -> None:
     The message names the first argument whose device differs from the first one's, e.g.
     ``check_same_device(A=A, Phi=Phi)`` -> ``"Phi: device cuda:0 differs from A's cpu"``.
     """
-    items = [(name, value) for name, value in tensors.items() if value is not None]
-    if not items:
-        return
-    first_name, first = items[0]
-    for name, value in items[1:]:
-        if value.device != first.device:
-            raise ValueError(f"{name}: device {value.device} differs from {first_name}'s "
-                             f"{first.device}; move the tensors to one device")
+    _check_same("device", "move the tensors to one device", tensors)
