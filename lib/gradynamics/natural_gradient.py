@@ -468,6 +468,16 @@ def closed_forms_vs_autograd(q, p, A) -> dict[str, tuple[torch.Tensor, torch.Ten
     }
 
 
+def _check_time_grid(t, rtol: float, atol: float) -> torch.Tensor:
+    """The ODE integrators' common inputs: ``t`` an increasing float64 grid from 0 (returned),
+    ``rtol`` and ``atol`` positive."""
+    t = _float("t", t).to(torch.float64).cpu()
+    if t.ndim != 1 or t.numel() < 2 or bool((t.diff() <= 0).any()) or float(t[0]) != 0.0:
+        raise ValueError("t: expected an increasing 1-D grid of times starting at 0")
+    check_positive("rtol", rtol)
+    check_positive("atol", atol)
+    return t
+
 def integrate_natural_flow(q, chart: Callable[[torch.Tensor], torch.Tensor], x0, t,
                            rtol: float = 1e-10, atol: float = 1e-12) -> torch.Tensor:
     """The NGD flow ``x' = -G(x)^{-1} grad_x KL(q || chart(x))`` in any chart, from autograd.
@@ -482,11 +492,7 @@ def integrate_natural_flow(q, chart: Callable[[torch.Tensor], torch.Tensor], x0,
     check_ndim("x0", x0, (1, 2))
     if not callable(chart):
         raise ValueError(f"chart: expected a callable x -> p, got {type(chart).__name__}")
-    t = _float("t", t).to(torch.float64).cpu()
-    if t.ndim != 1 or t.numel() < 2 or bool((t.diff() <= 0).any()) or float(t[0]) != 0.0:
-        raise ValueError("t: expected an increasing 1-D grid of times starting at 0")
-    check_positive("rtol", rtol)
-    check_positive("atol", atol)
+    t = _check_time_grid(t, rtol, atol)
     shape = x0.shape
 
     def rhs(_t, y):
@@ -698,11 +704,7 @@ def integrate_flow(method: str, q, p0, t, A=None, rtol: float = 1e-11,
     p0 = p0.unsqueeze(0) if p0.ndim == 1 else p0
     if p0.shape[-1] != q.shape[-1]:
         raise ValueError(f"p0: expected shape (B, {q.shape[-1]}), got {tuple(p0.shape)}")
-    t = _float("t", t).to(torch.float64).cpu()
-    if t.ndim != 1 or t.numel() < 2 or bool((t.diff() <= 0).any()) or float(t[0]) != 0.0:
-        raise ValueError("t: expected an increasing 1-D grid of times starting at 0")
-    check_positive("rtol", rtol)
-    check_positive("atol", atol)
+    t = _check_time_grid(t, rtol, atol)
     n = q.shape[-1] - 1
     A = _check_matrix_a(A, n)
     precond = None if A is None else (A.T @ A).to(torch.float64).cpu().numpy()
